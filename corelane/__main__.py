@@ -1,0 +1,5 @@
+import sys
+
+from corelane.cli import main
+
+sys.exit(main())
