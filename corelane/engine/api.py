@@ -1,0 +1,91 @@
+"""One-call parallel maps: a temporary Pool for a single run, closed when the run ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from corelane.engine.pool import Errors, Pool
+from corelane.progress import Sink
+
+
+def _run(
+    fn: Callable[[Any], Any],
+    iterable: Iterable[Any],
+    ordered: bool,
+    workers: int | None,
+    chunksize: int | None,
+    progress: bool | Sink,
+    timeout: float | None,
+    errors: Errors,
+    initializer: Callable[..., Any] | None,
+    initargs: tuple[Any, ...],
+    start_method: str | None,
+) -> Iterator[Any]:
+    pool = Pool(workers, initializer=initializer, initargs=initargs, start_method=start_method)
+    try:
+        return pool._start(fn, iterable, ordered, chunksize, progress, timeout, errors, owned=True)
+    except BaseException:
+        pool.terminate()
+        raise
+
+
+def map(
+    fn: Callable[[Any], Any],
+    iterable: Iterable[Any],
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    ordered: bool = True,
+    progress: bool | Sink = False,
+    timeout: float | None = None,
+    errors: Errors = "raise",
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple[Any, ...] = (),
+    start_method: str | None = None,
+) -> list[Any]:
+    """Apply ``fn`` to every item on all cores and return the list of results.
+
+    See :meth:`corelane.Pool.map` for the options; ``workers``, ``initializer``, ``initargs`` and
+    ``start_method`` configure the temporary pool.
+    """
+    return list(
+        _run(fn, iterable, ordered, workers, chunksize, progress, timeout, errors,
+             initializer, initargs, start_method)
+    )
+
+
+def imap(
+    fn: Callable[[Any], Any],
+    iterable: Iterable[Any],
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    progress: bool | Sink = False,
+    timeout: float | None = None,
+    errors: Errors = "raise",
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple[Any, ...] = (),
+    start_method: str | None = None,
+) -> Iterator[Any]:
+    """Lazy, ordered parallel map; the pool lives as long as the iterator."""
+    return _run(fn, iterable, True, workers, chunksize, progress, timeout, errors,
+                initializer, initargs, start_method)
+
+
+def imap_unordered(
+    fn: Callable[[Any], Any],
+    iterable: Iterable[Any],
+    *,
+    workers: int | None = None,
+    chunksize: int | None = None,
+    progress: bool | Sink = False,
+    timeout: float | None = None,
+    errors: Errors = "raise",
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple[Any, ...] = (),
+    start_method: str | None = None,
+) -> Iterator[Any]:
+    """Lazy parallel map yielding results as they finish."""
+    return _run(fn, iterable, False, workers, chunksize, progress, timeout, errors,
+                initializer, initargs, start_method)

@@ -1,0 +1,769 @@
+"""Pool: worker lifecycle, dispatch, result collection, respawn and shutdown.
+
+::
+
+    caller thread (imap generator)            manager thread                    worker processes
+    ------------------------------            --------------                    ----------------
+    reads the input lazily, cuts chunks  -->  job.pending  --> idle worker --> run chunk, report
+    (sizes from the Chunker), pickles         waits in ONE place on: result     which item runs
+    them, bounded by a window                 pipes, worker sentinels and a     in a shared slot
+                                              wakeup pipe; watches timeouts
+    yields results (ordered or not)  <------  job.out  <---------------------- results per chunk
+                                                                               (and every 0.1 s)
+
+A worker that dies fails exactly the item its slot names (WorkerDied, or TaskTimeout when we
+killed it for overrunning); the rest of its chunks go back to the front of their job's queue and
+a new worker takes its place. All policy lives in the manager thread; workers only run chunks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+import queue
+import threading
+import time
+import traceback
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from multiprocessing.connection import wait
+from typing import Any, Literal
+
+from corelane.engine import _startmethod
+from corelane.engine._protocol import SLOT_CANCEL, SLOT_INDEX, SLOT_JOB, SLOT_SIZE, SLOT_START, Msg
+from corelane.engine._serialize import describe, dumps, loads
+from corelane.engine.chunking import Chunker
+from corelane.engine.results import Failure
+from corelane.engine.worker import worker_main
+from corelane.errors import (
+    Broken,
+    Cancelled,
+    Closed,
+    InitializerError,
+    InternalError,
+    NotPicklable,
+    TaskTimeout,
+    WorkerDied,
+)
+from corelane.progress import Reporter, Sink, make_sink
+
+Errors = Literal["raise", "return"]
+
+# Tuning constants, each with its trade-off.
+WINDOW_CHUNKS_PER_WORKER = 3  # chunks cut ahead per worker: more keeps workers fed, costs memory
+IDLE_TICK = 0.5  # s between liveness checks when nothing is timed (sentinels wake us anyway)
+TIMED_TICK = 0.02  # s between checks while a timeout or a cancellation is being watched
+CANCEL_GRACE = 0.5  # s a cancelled job's running item may go on before its worker is replaced
+STARTUP_FAILURES = 3  # workers dying before they are ready, in a row, before the pool gives up
+CHUNK_DEATHS = 3  # deaths with no item to blame before a chunk's items fail as WorkerDied
+JOIN_TIMEOUT = 2.0  # s to wait for a worker to exit after SHUTDOWN before it is killed
+FN_CACHE = 64  # functions remembered by id for submit()
+
+_job_ids = itertools.count(1)
+_live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+class _Chunk:
+    __slots__ = ("job", "indices", "items", "payload", "deaths")
+
+    def __init__(self, job: _Job, indices: list[int], items: dict[int, Any], payload: bytes):
+        self.job = job
+        self.indices = indices
+        self.items = items  # index -> item, for the items without a result yet
+        self.payload = payload
+        self.deaths = 0
+
+
+class _Job:
+    """One run (an imap call or a submit) as the manager sees it."""
+
+    def __init__(
+        self,
+        fn_id: int,
+        fn_bytes: bytes,
+        star: bool,
+        chunker: Chunker,
+        timeout: float | None,
+        future: Future[Any] | None = None,
+    ) -> None:
+        self.id = next(_job_ids)
+        self.fn_id = fn_id
+        self.fn_bytes = fn_bytes
+        self.star = star
+        self.chunker = chunker
+        self.timeout = timeout
+        self.future = future
+        self.pending: deque[_Chunk] = deque()
+        self.out: queue.SimpleQueue[list[tuple[int, bool, Any]] | BaseException] = queue.SimpleQueue()
+        self.inflight = 0  # chunks on workers
+        self.closed = False  # the caller is done with it (finished, cancelled or failed)
+
+    def deliver(self, results: list[tuple[int, bool, Any]]) -> None:
+        if self.closed:
+            return
+        if self.future is None:
+            self.out.put(results)
+            return
+        for _index, ok, value in results:
+            if self.future.done():
+                continue
+            if ok:
+                self.future.set_result(value)
+            else:
+                self.future.set_exception(value.to_error())
+        self.closed = True
+
+    def fail(self, error: BaseException) -> None:
+        if self.closed:
+            return
+        if self.future is None:
+            self.out.put(error)
+        elif not self.future.done() and (
+            self.future.running() or self.future.set_running_or_notify_cancel()
+        ):
+            self.future.set_exception(error)
+        self.closed = True
+
+
+class _Worker:
+    __slots__ = ("proc", "conn", "slot", "mv", "inflight", "fn_ids", "ready", "kill_reason")
+
+    def __init__(self, proc: Any, conn: Any, slot: Any) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.slot = slot
+        self.mv = memoryview(slot).cast("B").cast("q")
+        self.inflight: deque[_Chunk] = deque()
+        self.fn_ids: set[int] = set()
+        self.ready = False
+        self.kill_reason: tuple[str, int, float] | None = None  # ("timeout"|"cancel", index, s)
+
+
+class Pool:
+    """A reusable pool of worker processes.
+
+    Args:
+        workers: number of processes (default: the CPUs this process may use).
+        initializer: called once in each worker before any task, with ``initargs``. If it raises,
+            the pool fails with InitializerError instead of respawning workers forever.
+        initargs: arguments for ``initializer``.
+        start_method: "fork", "forkserver" or "spawn"; default: fork when this process has no
+            threads of its own, else forkserver (forking a threaded parent can deadlock).
+        log_level: when set, log records at this level from the workers reach this process's
+            handlers, tagged with the worker's name.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple[Any, ...] = (),
+        start_method: str | None = None,
+        log_level: int | str | None = None,
+    ) -> None:
+        if workers is None:
+            workers = _startmethod.available_cpus()
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.start_method = start_method or _startmethod.default_start_method()
+        self._ctx = _startmethod.get_context(self.start_method)
+        self._init_bytes = dumps(initializer, "the initializer") if initializer else None
+        self._initargs_bytes = dumps(initargs, "the initargs") if initializer else None
+        self._log = None
+        if log_level is not None:
+            from corelane.ipc.logging import LogForwarder
+
+            self._log = LogForwarder(self._ctx, log_level)
+            self._log.start()
+        self._jobs: dict[int, _Job] = {}
+        self._rr: deque[int] = deque()  # job ids in round-robin order
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._fns: OrderedDict[int, tuple[Any, int, bytes]] = OrderedDict()
+        self._fn_ids = itertools.count(1)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._closing = False
+        self._terminating = False
+        self._broken: BaseException | None = None
+        self._startup_failures = 0
+        self._thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
+        self._thread._corelane = True  # type: ignore[attr-defined]
+        self._thread.start()
+        _live_pools.add(self)
+
+    # ------------------------------------------------------------------ public API
+
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        *,
+        chunksize: int | None = None,
+        ordered: bool = True,
+        progress: bool | Sink = False,
+        timeout: float | None = None,
+        errors: Errors = "raise",
+    ) -> list[Any]:
+        """Apply ``fn`` to every item and return the results as a list.
+
+        Args:
+            fn: a function of one argument (module-level, lambda or closure).
+            iterable: the inputs; read lazily.
+            chunksize: force this many items per message instead of adapting.
+            ordered: results in input order (default) or in completion order.
+            progress: True for a bar on stderr, or a callable receiving corelane.events.
+            timeout: seconds one item may run before its worker is replaced (TaskTimeout).
+            errors: "raise" stops at the first failure; "return" puts a Failure in its place.
+
+        Raises:
+            TaskError: ``fn`` raised (with the worker's traceback; the original as __cause__).
+            WorkerDied: a worker died running an item. TaskTimeout: an item overran ``timeout``.
+            NotPicklable: ``fn`` or an item cannot be sent to a worker.
+        """
+        method = self.imap if ordered else self.imap_unordered
+        return list(
+            method(
+                fn, iterable, chunksize=chunksize, progress=progress, timeout=timeout, errors=errors
+            )
+        )
+
+    def imap(
+        self,
+        fn: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        *,
+        chunksize: int | None = None,
+        progress: bool | Sink = False,
+        timeout: float | None = None,
+        errors: Errors = "raise",
+    ) -> Iterator[Any]:
+        """Like :meth:`map`, lazily: results in input order as they become available.
+
+        The input is read only as fast as results are consumed (a bounded number of chunks in
+        flight), so an endless generator runs in flat memory. Closing the iterator early
+        cancels the rest of the run.
+        """
+        return self._start(fn, iterable, True, chunksize, progress, timeout, errors)
+
+    def imap_unordered(
+        self,
+        fn: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        *,
+        chunksize: int | None = None,
+        progress: bool | Sink = False,
+        timeout: float | None = None,
+        errors: Errors = "raise",
+    ) -> Iterator[Any]:
+        """Like :meth:`imap`, but yields results as they finish."""
+        return self._start(fn, iterable, False, chunksize, progress, timeout, errors)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` in a worker; return a Future for its result.
+
+        The Future's exception is a TaskError (with the worker's traceback), or WorkerDied when
+        the worker running it died. Cancelling the Future before it starts skips it.
+        """
+        self._check_open()
+        fn_id, fn_bytes = self._register_fn(fn)
+        payload = dumps([(args, kwargs)], f"the arguments of {describe(fn)}")
+        future: Future[Any] = Future()
+        job = _Job(fn_id, fn_bytes, True, Chunker(1, fixed=1), None, future)
+        job.pending.append(_Chunk(job, [0], {0: (args, kwargs)}, payload))
+        self._add_job(job)
+        return future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish the work already given, then stop the workers and wait for them.
+
+        Args:
+            timeout: seconds to wait for outstanding work; past it the pool is terminated.
+        """
+        self._closing = True
+        self._wake()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._thread.is_alive():
+            if deadline is not None and time.monotonic() > deadline:
+                self.terminate()
+                return
+            self._thread.join(0.1)
+        self._cleanup()
+
+    def terminate(self) -> None:
+        """Stop now: kill the workers, fail unfinished work with Cancelled, and wait (bounded)."""
+        self._closing = True
+        self._terminating = True
+        self._wake()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(JOIN_TIMEOUT * 3)
+        self._cleanup()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the current workers."""
+        return [w.proc.pid for w in list(self._workers) if w.proc.pid]
+
+    def __repr__(self) -> str:
+        state = "broken" if self._broken else "closed" if self._closing else "open"
+        return f"<corelane.Pool workers={self.workers} start_method={self.start_method} {state}>"
+
+    # ------------------------------------------------------------------ caller side
+
+    def _check_open(self) -> None:
+        if self._broken is not None:
+            raise self._broken
+        if self._closing:
+            raise Closed("the pool is closed")
+
+    def _register_fn(self, fn: Callable[..., Any]) -> tuple[int, bytes]:
+        if not callable(fn):
+            raise TypeError(f"expected a callable, got {describe(fn)}")
+        with self._lock:
+            hit = self._fns.get(id(fn))
+            if hit is not None and hit[0] is fn:
+                self._fns.move_to_end(id(fn))
+                return hit[1], hit[2]
+        fn_bytes = dumps(fn)
+        fn_id = next(self._fn_ids)
+        with self._lock:
+            self._fns[id(fn)] = (fn, fn_id, fn_bytes)  # holds fn, so its id is not reused
+            if len(self._fns) > FN_CACHE:
+                self._fns.popitem(last=False)
+        return fn_id, fn_bytes
+
+    def _add_job(self, job: _Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+            self._rr.append(job.id)
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+
+    def _start(
+        self,
+        fn: Callable[[Any], Any],
+        iterable: Iterable[Any],
+        ordered: bool,
+        chunksize: int | None,
+        progress: bool | Sink,
+        timeout: float | None,
+        errors: Errors,
+        owned: bool = False,
+    ) -> Iterator[Any]:
+        if errors not in ("raise", "return"):
+            raise ValueError(f'errors must be "raise" or "return", got {errors!r}')
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        self._check_open()
+        fn_id, fn_bytes = self._register_fn(fn)
+        total: int | None
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+        job = _Job(fn_id, fn_bytes, False, Chunker(self.workers, chunksize, total), timeout)
+        reporter = Reporter(make_sink(progress), total)
+        self._add_job(job)
+        return self._consume(job, iter(iterable), ordered, errors, reporter, owned)
+
+    def _cut(self, job: _Job, first: int, items: list[Any], errors: Errors) -> list[tuple[int, bool, Any]]:
+        """Queue ``items`` (indices from ``first``) as one chunk; return failures of unsendable ones."""
+        indices = list(range(first, first + len(items)))
+        try:
+            payload = dumps(items)
+            failures: list[tuple[int, bool, Any]] = []
+        except NotPicklable:
+            good: list[int] = []
+            failures = []
+            for index, item in zip(indices, items, strict=True):
+                try:
+                    dumps(item)
+                    good.append(index)
+                except NotPicklable as exc:
+                    err = NotPicklable(f"item {index} ({describe(item)})", exc.reason)
+                    if errors == "raise":
+                        raise err from None
+                    failures.append((index, False, Failure(index, item, err)))
+            items = [items[i - first] for i in good]
+            indices = good
+            payload = dumps(items)
+        if indices:
+            job.pending.append(_Chunk(job, indices, dict(zip(indices, items, strict=True)), payload))
+            self._wake()
+        return failures
+
+    def _next_results(self, job: _Job) -> list[tuple[int, bool, Any]]:
+        while True:
+            try:
+                got = job.out.get(timeout=0.1)
+            except queue.Empty:
+                if self._broken is not None:
+                    raise self._broken from None
+                if not self._thread.is_alive():
+                    raise Cancelled("the pool was terminated") from None
+                continue
+            if isinstance(got, BaseException):
+                raise got
+            return got
+
+    def _consume(
+        self,
+        job: _Job,
+        it: Iterator[Any],
+        ordered: bool,
+        errors: Errors,
+        reporter: Reporter,
+        owned: bool,
+    ) -> Iterator[Any]:
+        chunker = job.chunker
+        buffered: dict[int, Any] = {}
+        next_index = cut = yielded = 0
+        exhausted = False
+        state = "cancelled"
+        try:
+            while True:
+                window = chunker.size(cut) * self.workers * WINDOW_CHUNKS_PER_WORKER
+                early: list[tuple[int, bool, Any]] = []
+                while not exhausted and cut - yielded < window:
+                    items = list(itertools.islice(it, chunker.size(cut)))
+                    if not items:
+                        exhausted = True
+                        break
+                    early.extend(self._cut(job, cut, items, errors))
+                    cut += len(items)
+                if exhausted and yielded == cut:
+                    break
+                results = early or self._next_results(job)
+                failed = 0
+                for index, ok, value in results:
+                    if not ok:
+                        failed += 1
+                        if errors == "raise":
+                            reporter.add(0, 1)
+                            state = "failed"
+                            raise value.to_error()
+                    if ordered:
+                        buffered[index] = value
+                    else:
+                        yielded += 1
+                        yield value
+                reporter.add(len(results), failed)
+                if ordered:
+                    while next_index in buffered:
+                        value = buffered.pop(next_index)
+                        next_index += 1
+                        yielded += 1
+                        yield value
+            state = "finished"
+        except KeyboardInterrupt:
+            self.terminate()
+            raise
+        finally:
+            self._close_job(job)
+            reporter.finish(state)
+            if owned:
+                if state == "finished":
+                    self.close()
+                else:
+                    self.terminate()
+
+    def _close_job(self, job: _Job) -> None:
+        job.closed = True
+        self._wake()
+
+    # ------------------------------------------------------------------ manager thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._spawn_missing()
+                self._dispatch()
+                if self._terminating or (self._closing and not self._jobs) or self._broken:
+                    break
+                waitables: list[Any] = [self._wake_r]
+                for w in self._workers:
+                    waitables.append(w.conn)
+                    waitables.append(w.proc.sentinel)
+                ready = set(wait(waitables, timeout=self._tick()))
+                if self._wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                for w in list(self._workers):
+                    if w.conn in ready:
+                        self._drain(w)
+                for w in list(self._workers):
+                    if w.proc.sentinel in ready:
+                        self._on_death(w)
+                self._watch()
+                self._reap_jobs()
+        except BaseException as exc:  # noqa: BLE001 - never die silently: fail every job
+            text = "".join(traceback.format_exception(exc))
+            self._broken = InternalError(f"the pool's manager thread failed:\n{text}")
+        finally:
+            self._shutdown_workers()
+
+    def _tick(self) -> float:
+        for w in self._workers:
+            if w.inflight and (w.inflight[0].job.timeout or w.inflight[0].job.closed):
+                return TIMED_TICK
+        return IDLE_TICK
+
+    def _spawn_missing(self) -> None:
+        if self._closing or self._broken is not None:
+            return
+        while len(self._workers) < self.workers:
+            slot = self._ctx.RawArray("q", SLOT_SIZE)
+            parent_end, child_end = self._ctx.Pipe(duplex=True)
+            close_fds: list[int] = []
+            if self.start_method == "fork":
+                close_fds = [w.conn.fileno() for w in self._workers]
+                close_fds += [parent_end.fileno(), self._wake_r, self._wake_w]
+            log_config = self._log.worker_config() if self._log is not None else None
+            proc = self._ctx.Process(  # type: ignore[attr-defined]
+                target=worker_main,
+                args=(child_end, slot, self._init_bytes, self._initargs_bytes, log_config, close_fds),
+                name=f"corelane-worker-{len(self._workers)}",
+                daemon=False,
+            )
+            proc.start()
+            child_end.close()
+            self._workers.append(_Worker(proc, parent_end, slot))
+
+    def _next_chunk(self) -> _Chunk | None:
+        with self._lock:
+            for _ in range(len(self._rr)):
+                job = self._jobs.get(self._rr[0])
+                self._rr.rotate(-1)
+                if job is None or job.closed or not job.pending:
+                    continue
+                chunk = job.pending.popleft()
+                if job.future is not None and not job.future.set_running_or_notify_cancel():
+                    job.closed = True  # cancelled before it started
+                    continue
+                return chunk
+        return None
+
+    def _dispatch(self) -> None:
+        if self._terminating or self._broken is not None:
+            return
+        # First one chunk to every idle worker, then a second ahead where chunks are short.
+        for depth in (0, 1):
+            for w in self._workers:
+                if not w.ready or w.kill_reason or len(w.inflight) != depth:
+                    continue
+                if depth == 1 and w.inflight[0].job.chunker.prefetch() < 2:
+                    continue
+                chunk = self._next_chunk()
+                if chunk is None:
+                    return
+                self._send_chunk(w, chunk)
+
+    def _send_chunk(self, w: _Worker, chunk: _Chunk) -> None:
+        job = chunk.job
+        fn_bytes = None if job.fn_id in w.fn_ids else job.fn_bytes
+        message = (
+            Msg.TASK, job.id, job.fn_id, fn_bytes, job.star, job.chunker.budget,
+            chunk.indices, chunk.payload,
+        )
+        w.inflight.append(chunk)
+        job.inflight += 1
+        try:
+            w.conn.send_bytes(dumps(message))
+            w.fn_ids.add(job.fn_id)
+        except OSError:
+            pass  # the worker is dead: its sentinel fires and _on_death re-queues the chunk
+
+    def _drain(self, w: _Worker) -> None:
+        try:
+            while w.conn.poll():
+                self._handle(w, loads(w.conn.recv_bytes()))
+        except (EOFError, OSError):
+            pass  # the worker is exiting; its sentinel will tell us how
+
+    def _handle(self, w: _Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind is Msg.RESULTS:
+            _, job_id, results, final, elapsed, n_run, remainder = message
+            chunk = w.inflight[0]
+            job = chunk.job
+            if job.id != job_id:
+                raise InternalError(f"results for job {job_id} while job {job.id} was expected")
+            delivered = []
+            for index, ok, value in results:
+                item = chunk.items.pop(index, None)
+                if not ok:
+                    exc, text = value
+                    value = Failure(index, item, exc, text)
+                delivered.append((index, ok, value))
+            if delivered:
+                job.deliver(delivered)
+            if final:
+                w.inflight.popleft()
+                job.inflight -= 1
+                job.chunker.observe(elapsed, n_run)
+                if remainder and not job.closed:
+                    self._requeue(chunk, front=True)
+        elif kind is Msg.READY:
+            w.ready = True
+            self._startup_failures = 0
+        elif kind is Msg.INIT_FAILED:
+            self._fail_pool(
+                InitializerError(
+                    "a worker's initializer raised; the pool stops instead of respawning it",
+                    message[1],
+                )
+            )
+
+    def _requeue(self, chunk: _Chunk, front: bool) -> None:
+        """Put a chunk's unfinished items back in its job's queue."""
+        job = chunk.job
+        if not chunk.items or job.closed:
+            return
+        indices = [i for i in chunk.indices if i in chunk.items]
+        if indices != chunk.indices:
+            chunk.indices = indices
+            chunk.payload = dumps([chunk.items[i] for i in indices])
+        if front:
+            job.pending.appendleft(chunk)
+        else:
+            job.pending.append(chunk)
+
+    def _on_death(self, w: _Worker) -> None:
+        self._drain(w)  # results it sent before dying still count
+        w.proc.join(1.0)
+        exitcode = w.proc.exitcode
+        pid = w.proc.pid
+        self._workers.remove(w)
+        w.conn.close()
+        if not w.ready:
+            if self._broken is None and not self._terminating and not self._closing:
+                self._startup_failures += 1
+                if self._startup_failures >= STARTUP_FAILURES:
+                    self._fail_pool(
+                        Broken(f"workers exit during start-up (last exit code {exitcode}); "
+                               "is the main module importable (spawn/forkserver)?")
+                    )
+            return
+        job_id, index, started = w.mv[SLOT_JOB], w.mv[SLOT_INDEX], w.mv[SLOT_START]
+        for position, chunk in enumerate(w.inflight):
+            job = chunk.job
+            job.inflight -= 1
+            culprit = position == 0 and started != 0 and job_id == job.id and index in chunk.items
+            if culprit:
+                item = chunk.items.pop(index)
+                error: BaseException
+                if w.kill_reason and w.kill_reason[0] == "timeout" and w.kill_reason[1] == index:
+                    error = TaskTimeout(index, w.kill_reason[2], pid)
+                else:
+                    error = WorkerDied(index, pid, exitcode)
+                job.deliver([(index, False, Failure(index, item, error))])
+            elif position == 0:
+                chunk.deaths += 1
+                if chunk.deaths >= CHUNK_DEATHS:
+                    dead = [
+                        (i, False, Failure(i, chunk.items.pop(i), WorkerDied(i, pid, exitcode)))
+                        for i in list(chunk.indices) if i in chunk.items
+                    ]
+                    job.deliver(dead)
+            self._requeue(chunk, front=True)
+        w.inflight.clear()
+
+    def _watch(self) -> None:
+        """Enforce timeouts and cancellations on the items workers are running now."""
+        now_us = time.monotonic() * 1_000_000
+        for w in self._workers:
+            if not w.inflight or w.kill_reason:
+                continue
+            job = w.inflight[0].job
+            if job.closed:
+                w.mv[SLOT_CANCEL] = job.id
+            started, index = w.mv[SLOT_START], w.mv[SLOT_INDEX]
+            if not started or w.mv[SLOT_JOB] != job.id or started != w.mv[SLOT_START]:
+                continue
+            ran = (now_us - started) / 1_000_000
+            if job.timeout is not None and ran > job.timeout and not job.closed:
+                w.kill_reason = ("timeout", index, job.timeout)
+            elif job.closed and ran > CANCEL_GRACE:
+                w.kill_reason = ("cancel", index, ran)
+            else:
+                continue
+            with contextlib.suppress(OSError):
+                w.proc.kill()
+
+    def _reap_jobs(self) -> None:
+        with self._lock:
+            for job_id, job in list(self._jobs.items()):
+                if job.closed:
+                    job.pending.clear()
+                if job.closed and job.inflight == 0:
+                    del self._jobs[job_id]
+                    with contextlib.suppress(ValueError):
+                        self._rr.remove(job_id)
+
+    def _fail_pool(self, error: BaseException) -> None:
+        if self._broken is None:
+            self._broken = error
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.fail(error)
+
+    def _shutdown_workers(self) -> None:
+        error = self._broken or Cancelled("the pool was terminated before this work finished")
+        with self._lock:
+            jobs = list(self._jobs.values())
+        for job in jobs:
+            job.fail(error)
+        graceful = not self._terminating and self._broken is None
+        for w in self._workers:
+            if graceful and w.ready:
+                with contextlib.suppress(OSError):
+                    w.conn.send_bytes(dumps((Msg.SHUTDOWN,)))
+            else:
+                with contextlib.suppress(OSError):
+                    w.proc.kill()
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for w in self._workers:
+            w.proc.join(max(0.0, deadline - time.monotonic()))
+            if w.proc.exitcode is None:
+                with contextlib.suppress(OSError):
+                    w.proc.kill()
+                w.proc.join(1.0)
+            w.conn.close()
+        self._workers.clear()
+
+    def _cleanup(self) -> None:
+        if self._log is not None:
+            self._log.stop()
+            self._log = None
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        _live_pools.discard(self)
+
+
+@atexit.register
+def _terminate_live_pools() -> None:
+    """No worker outlives the program, even when a pool was never closed."""
+    for pool in list(_live_pools):
+        with contextlib.suppress(Exception):
+            pool.terminate()

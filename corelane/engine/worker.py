@@ -1,0 +1,181 @@
+"""The loop each worker process runs: receive a chunk, run it, send results, repeat.
+
+A reader thread drains the task pipe into a local queue, so the parent's sends never block on a
+worker that is itself blocked sending results (the classic two-full-pipes deadlock). When the
+pipe closes (the parent died) the reader ends the process at once, so no worker outlives its pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from multiprocessing.connection import Connection
+from typing import Any
+
+from corelane.engine._protocol import SLOT_CANCEL, SLOT_INDEX, SLOT_JOB, SLOT_SIZE, SLOT_START, Msg
+from corelane.engine._serialize import dumps, loads, portable_exception
+from corelane.errors import NotPicklable
+
+FLUSH_SECONDS = 0.1  # send partial results (and so progress) at most this often within a chunk
+FN_CACHE = 32  # functions kept per worker, keyed by the parent's fn id
+
+_state: dict[str, Any] = {}
+
+
+def worker_state() -> dict[str, Any]:
+    """A dict private to the current worker process, for state built once per worker.
+
+    An ``initializer`` can load a model into it; every task on that worker then finds it there.
+    In the parent process it is just an ordinary (empty) dict.
+    """
+    return _state
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker if the thread that started it goes away."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _reader(conn: Connection, inbox: queue.SimpleQueue[bytes | None]) -> None:
+    try:
+        while True:
+            inbox.put(conn.recv_bytes())
+    except (EOFError, OSError):
+        # The parent is gone (or closed our pipe): nobody can use our results any more.
+        os._exit(0)
+
+
+def _send(conn: Connection, message: tuple[Any, ...]) -> None:
+    conn.send_bytes(dumps(message))
+
+
+def _pack_results(results: list[tuple[int, bool, Any]]) -> list[tuple[int, bool, Any]]:
+    """Make every result sendable: unpicklable values become NotPicklable failures."""
+    try:
+        dumps(results)
+        return results
+    except NotPicklable:
+        packed = []
+        for index, ok, value in results:
+            try:
+                dumps(value)
+                packed.append((index, ok, value))
+            except NotPicklable as exc:
+                err = NotPicklable(f"the result of item {index} ({type(value).__name__})", exc.reason)
+                packed.append((index, False, (err, "")))
+        return packed
+
+
+def worker_main(
+    conn: Connection,
+    slot: Any,
+    initializer: bytes | None,
+    initargs: bytes | None,
+    log_config: Any,
+    close_fds: list[int],
+) -> None:
+    """Entry point of a worker process (the target given to ``Process``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
+    for fd in close_fds:  # fork: drop other workers' parent ends, so EOF reaches them
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    mv = memoryview(slot).cast("B").cast("q")
+    assert len(mv) == SLOT_SIZE
+    try:
+        if log_config is not None:
+            from corelane.ipc.logging import configure_worker
+
+            configure_worker(log_config)
+        if initializer is not None:
+            init = loads(initializer)
+            args = loads(initargs) if initargs is not None else ()
+            init(*args)
+    except BaseException as exc:  # noqa: BLE001 - report anything, then stop without respawn
+        text = "".join(traceback.format_exception(exc))
+        with contextlib.suppress(OSError):
+            _send(conn, (Msg.INIT_FAILED, text))
+        return
+    _send(conn, (Msg.READY, os.getpid()))
+
+    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    threading.Thread(target=_reader, args=(conn, inbox), daemon=True, name="corelane-reader").start()
+    functions: OrderedDict[int, Any] = OrderedDict()
+    while True:
+        message = loads(inbox.get())  # type: ignore[arg-type]
+        if message[0] is Msg.SHUTDOWN:
+            break
+        _, job_id, fn_id, fn_bytes, star, budget, indices, payload = message
+        try:
+            fn = functions.get(fn_id)
+            if fn is None:
+                fn = loads(fn_bytes)
+                functions[fn_id] = fn
+                if len(functions) > FN_CACHE:
+                    functions.popitem(last=False)
+            items = loads(payload)
+        except BaseException as exc:  # noqa: BLE001 - e.g. a class spawn cannot import
+            text = "".join(traceback.format_exception(exc))
+            exc = portable_exception(exc)
+            failed = [(i, False, (exc, text)) for i in indices]
+            _send(conn, (Msg.RESULTS, job_id, failed, True, 0.0, 0, []))
+            continue
+        _run_chunk(conn, mv, job_id, fn, star, budget, indices, items)
+        del fn, items, message  # drop references before blocking for the next chunk
+
+
+def _run_chunk(
+    conn: Connection,
+    mv: memoryview,
+    job_id: int,
+    fn: Any,
+    star: bool,
+    budget: float,
+    indices: list[int],
+    items: list[Any],
+) -> None:
+    """Run one chunk; stop early (returning the rest) when cancelled or past the time budget."""
+    monotonic = time.monotonic
+    results: list[tuple[int, bool, Any]] = []
+    started = last_flush = monotonic()
+    n_run = 0
+    remainder: list[int] = []
+    mv[SLOT_JOB] = job_id
+    for pos, index in enumerate(indices):
+        now = monotonic()
+        if pos:
+            if mv[SLOT_CANCEL] == job_id or (budget and now - started > budget):
+                remainder = indices[pos:]
+                break
+            if now - last_flush > FLUSH_SECONDS:
+                _send(conn, (Msg.RESULTS, job_id, _pack_results(results), False, 0.0, 0, []))
+                results = []
+                last_flush = now
+        mv[SLOT_START] = 0
+        mv[SLOT_INDEX] = index
+        mv[SLOT_START] = int(now * 1_000_000) or 1
+        item = items[pos]
+        try:
+            value = fn(*item[0], **item[1]) if star else fn(item)
+            results.append((index, True, value))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from a task is a task failure
+            text = "".join(traceback.format_exception(exc))
+            results.append((index, False, (portable_exception(exc), text)))
+        n_run += 1
+    mv[SLOT_START] = 0
+    mv[SLOT_JOB] = 0
+    elapsed = monotonic() - started
+    _send(conn, (Msg.RESULTS, job_id, _pack_results(results), True, elapsed, n_run, remainder))
