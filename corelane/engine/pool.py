@@ -67,15 +67,41 @@ _job_ids = itertools.count(1)
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
-class _Chunk:
-    __slots__ = ("job", "indices", "items", "payload", "deaths")
+# A run of results for consecutive input indices: (first index, values, failures among them).
+# Failed items hold a Failure in their place in ``values``.
+Run = tuple[int, list[Any], int]
 
-    def __init__(self, job: _Job, indices: list[int], items: dict[int, Any], payload: bytes):
+
+class _Chunk:
+    """Items sent to a worker as one message; ``done`` counts the positions with results."""
+
+    __slots__ = ("job", "indices", "items", "payload", "done", "deaths")
+
+    def __init__(self, job: _Job, indices: list[int], items: list[Any], payload: bytes):
         self.job = job
         self.indices = indices
-        self.items = items  # index -> item, for the items without a result yet
+        self.items = items
         self.payload = payload
+        self.done = 0
         self.deaths = 0
+
+    def runs(self, first: int, values: list[Any], failures: dict[int, Any]) -> list[Run]:
+        """Results for positions ``first..`` as runs of consecutive input indices."""
+        for pos, (exc, text) in failures.items():
+            values[pos - first] = Failure(self.indices[pos], self.items[pos], exc, text)
+        indices = self.indices[first : first + len(values)]
+        if not indices:
+            return []
+        if indices[-1] - indices[0] == len(indices) - 1:  # the usual case: one run
+            return [(indices[0], values, len(failures))]
+        runs: list[Run] = []
+        start = 0
+        for k in range(1, len(indices) + 1):
+            if k == len(indices) or indices[k] != indices[k - 1] + 1:
+                part = values[start:k]
+                runs.append((indices[start], part, sum(isinstance(v, Failure) for v in part)))
+                start = k
+        return runs
 
 
 class _Job:
@@ -98,23 +124,22 @@ class _Job:
         self.timeout = timeout
         self.future = future
         self.pending: deque[_Chunk] = deque()
-        self.out: queue.SimpleQueue[list[tuple[int, bool, Any]] | BaseException] = queue.SimpleQueue()
+        self.out: queue.SimpleQueue[list[Run] | BaseException] = queue.SimpleQueue()
         self.inflight = 0  # chunks on workers
         self.closed = False  # the caller is done with it (finished, cancelled or failed)
 
-    def deliver(self, results: list[tuple[int, bool, Any]]) -> None:
-        if self.closed:
+    def deliver(self, runs: list[Run]) -> None:
+        if self.closed or not runs:
             return
         if self.future is None:
-            self.out.put(results)
+            self.out.put(runs)
             return
-        for _index, ok, value in results:
-            if self.future.done():
-                continue
-            if ok:
-                self.future.set_result(value)
-            else:
+        value = runs[0][1][0]
+        if not self.future.done():
+            if isinstance(value, Failure):
                 self.future.set_exception(value.to_error())
+            else:
+                self.future.set_result(value)
         self.closed = True
 
     def fail(self, error: BaseException) -> None:
@@ -130,13 +155,14 @@ class _Job:
 
 
 class _Worker:
-    __slots__ = ("proc", "conn", "slot", "mv", "inflight", "fn_ids", "ready", "kill_reason")
+    __slots__ = ("proc", "conn", "slot", "mv", "mvd", "inflight", "fn_ids", "ready", "kill_reason")
 
     def __init__(self, proc: Any, conn: Any, slot: Any) -> None:
         self.proc = proc
         self.conn = conn
         self.slot = slot
         self.mv = memoryview(slot).cast("B").cast("q")
+        self.mvd: Any = memoryview(slot).cast("B").cast("d")
         self.inflight: deque[_Chunk] = deque()
         self.fn_ids: set[int] = set()
         self.ready = False
@@ -276,7 +302,7 @@ class Pool:
         payload = dumps([(args, kwargs)], f"the arguments of {describe(fn)}")
         future: Future[Any] = Future()
         job = _Job(fn_id, fn_bytes, True, Chunker(1, fixed=1), None, future)
-        job.pending.append(_Chunk(job, [0], {0: (args, kwargs)}, payload))
+        job.pending.append(_Chunk(job, [0], [(args, kwargs)], payload))
         self._add_job(job)
         return future
 
@@ -384,33 +410,32 @@ class Pool:
         self._add_job(job)
         return self._consume(job, iter(iterable), ordered, errors, reporter, owned)
 
-    def _cut(self, job: _Job, first: int, items: list[Any], errors: Errors) -> list[tuple[int, bool, Any]]:
+    def _cut(self, job: _Job, first: int, items: list[Any], errors: Errors) -> list[Run]:
         """Queue ``items`` (indices from ``first``) as one chunk; return failures of unsendable ones."""
         indices = list(range(first, first + len(items)))
+        failures: list[Run] = []
         try:
             payload = dumps(items)
-            failures: list[tuple[int, bool, Any]] = []
         except NotPicklable:
-            good: list[int] = []
-            failures = []
+            keep = []
             for index, item in zip(indices, items, strict=True):
                 try:
                     dumps(item)
-                    good.append(index)
+                    keep.append((index, item))
                 except NotPicklable as exc:
                     err = NotPicklable(f"item {index} ({describe(item)})", exc.reason)
                     if errors == "raise":
                         raise err from None
-                    failures.append((index, False, Failure(index, item, err)))
-            items = [items[i - first] for i in good]
-            indices = good
+                    failures.append((index, [Failure(index, item, err)], 1))
+            indices = [index for index, _ in keep]
+            items = [item for _, item in keep]
             payload = dumps(items)
         if indices:
-            job.pending.append(_Chunk(job, indices, dict(zip(indices, items, strict=True)), payload))
+            job.pending.append(_Chunk(job, indices, items, payload))
             self._wake()
         return failures
 
-    def _next_results(self, job: _Job) -> list[tuple[int, bool, Any]]:
+    def _next_results(self, job: _Job) -> list[Run]:
         while True:
             try:
                 got = job.out.get(timeout=0.1)
@@ -434,14 +459,14 @@ class Pool:
         owned: bool,
     ) -> Iterator[Any]:
         chunker = job.chunker
-        buffered: dict[int, Any] = {}
+        buffered: dict[int, list[Any]] = {}  # ordered mode: runs waiting for earlier ones
         next_index = cut = yielded = 0
         exhausted = False
         state = "cancelled"
         try:
             while True:
                 window = chunker.size(cut) * self.workers * WINDOW_CHUNKS_PER_WORKER
-                early: list[tuple[int, bool, Any]] = []
+                early: list[Run] = []
                 while not exhausted and cut - yielded < window:
                     items = list(itertools.islice(it, chunker.size(cut)))
                     if not items:
@@ -451,27 +476,28 @@ class Pool:
                     cut += len(items)
                 if exhausted and yielded == cut:
                     break
-                results = early or self._next_results(job)
-                failed = 0
-                for index, ok, value in results:
-                    if not ok:
-                        failed += 1
+                for first, values, n_failed in early or self._next_results(job):
+                    if n_failed:
+                        reporter.add(0, n_failed)
                         if errors == "raise":
-                            reporter.add(0, 1)
                             state = "failed"
-                            raise value.to_error()
-                    if ordered:
-                        buffered[index] = value
+                            bad = next(v for v in values if isinstance(v, Failure))
+                            raise bad.to_error()
+                    reporter.add(len(values))
+                    if not ordered:
+                        yielded += len(values)
+                        yield from values
+                    elif first == next_index:
+                        next_index += len(values)
+                        yielded += len(values)
+                        yield from values
                     else:
-                        yielded += 1
-                        yield value
-                reporter.add(len(results), failed)
-                if ordered:
+                        buffered[first] = values
                     while next_index in buffered:
-                        value = buffered.pop(next_index)
-                        next_index += 1
-                        yielded += 1
-                        yield value
+                        values = buffered.pop(next_index)
+                        next_index += len(values)
+                        yielded += len(values)
+                        yield from values
             state = "finished"
         except KeyboardInterrupt:
             self.terminate()
@@ -581,7 +607,7 @@ class Pool:
         fn_bytes = None if job.fn_id in w.fn_ids else job.fn_bytes
         message = (
             Msg.TASK, job.id, job.fn_id, fn_bytes, job.star, job.chunker.budget,
-            chunk.indices, chunk.payload,
+            len(chunk.indices), chunk.payload,
         )
         w.inflight.append(chunk)
         job.inflight += 1
@@ -601,26 +627,19 @@ class Pool:
     def _handle(self, w: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind is Msg.RESULTS:
-            _, job_id, results, final, elapsed, n_run, remainder = message
+            _, job_id, first, values, failures, final, elapsed, n_run, stop = message
             chunk = w.inflight[0]
             job = chunk.job
             if job.id != job_id:
                 raise InternalError(f"results for job {job_id} while job {job.id} was expected")
-            delivered = []
-            for index, ok, value in results:
-                item = chunk.items.pop(index, None)
-                if not ok:
-                    exc, text = value
-                    value = Failure(index, item, exc, text)
-                delivered.append((index, ok, value))
-            if delivered:
-                job.deliver(delivered)
+            chunk.done = first + len(values)
+            job.deliver(chunk.runs(first, values, failures))
             if final:
                 w.inflight.popleft()
                 job.inflight -= 1
                 job.chunker.observe(elapsed, n_run)
-                if remainder and not job.closed:
-                    self._requeue(chunk, front=True)
+                if stop < len(chunk.indices):  # handed back: cancelled or over its budget
+                    self._requeue(chunk, skip=None)
         elif kind is Msg.READY:
             w.ready = True
             self._startup_failures = 0
@@ -632,19 +651,21 @@ class Pool:
                 )
             )
 
-    def _requeue(self, chunk: _Chunk, front: bool) -> None:
-        """Put a chunk's unfinished items back in its job's queue."""
+    def _requeue(self, chunk: _Chunk, skip: int | None) -> None:
+        """Put a chunk's unfinished items (all but position ``skip``) back at the queue's front."""
         job = chunk.job
-        if not chunk.items or job.closed:
+        if job.closed:
             return
-        indices = [i for i in chunk.indices if i in chunk.items]
-        if indices != chunk.indices:
-            chunk.indices = indices
-            chunk.payload = dumps([chunk.items[i] for i in indices])
-        if front:
-            job.pending.appendleft(chunk)
-        else:
-            job.pending.append(chunk)
+        positions = [p for p in range(chunk.done, len(chunk.indices)) if p != skip]
+        if not positions:
+            return
+        if len(positions) != len(chunk.indices):
+            items = [chunk.items[p] for p in positions]
+            chunk.indices = [chunk.indices[p] for p in positions]
+            chunk.items = items
+            chunk.payload = dumps(items)
+            chunk.done = 0
+        job.pending.appendleft(chunk)
 
     def _on_death(self, w: _Worker) -> None:
         self._drain(w)  # results it sent before dying still count
@@ -662,47 +683,49 @@ class Pool:
                                "is the main module importable (spawn/forkserver)?")
                     )
             return
-        job_id, index, started = w.mv[SLOT_JOB], w.mv[SLOT_INDEX], w.mv[SLOT_START]
+        job_id, pos, started = w.mv[SLOT_JOB], w.mv[SLOT_INDEX], w.mvd[SLOT_START]
         for position, chunk in enumerate(w.inflight):
             job = chunk.job
             job.inflight -= 1
-            culprit = position == 0 and started != 0 and job_id == job.id and index in chunk.items
-            if culprit:
-                item = chunk.items.pop(index)
+            skip = None
+            if position == 0 and started and job_id == job.id and chunk.done <= pos < len(chunk.items):
+                skip = pos
+                index, item = chunk.indices[pos], chunk.items[pos]
                 error: BaseException
-                if w.kill_reason and w.kill_reason[0] == "timeout" and w.kill_reason[1] == index:
+                if w.kill_reason and w.kill_reason[0] == "timeout" and w.kill_reason[1] == pos:
                     error = TaskTimeout(index, w.kill_reason[2], pid)
                 else:
                     error = WorkerDied(index, pid, exitcode)
-                job.deliver([(index, False, Failure(index, item, error))])
+                job.deliver([(index, [Failure(index, item, error)], 1)])
             elif position == 0:
                 chunk.deaths += 1
-                if chunk.deaths >= CHUNK_DEATHS:
-                    dead = [
-                        (i, False, Failure(i, chunk.items.pop(i), WorkerDied(i, pid, exitcode)))
-                        for i in list(chunk.indices) if i in chunk.items
+                if chunk.deaths >= CHUNK_DEATHS:  # nothing to blame, again and again: give up
+                    runs = [
+                        (i, [Failure(i, it, WorkerDied(i, pid, exitcode))], 1)
+                        for i, it in zip(chunk.indices[chunk.done:], chunk.items[chunk.done:], strict=True)
                     ]
-                    job.deliver(dead)
-            self._requeue(chunk, front=True)
+                    job.deliver(runs)
+                    continue
+            self._requeue(chunk, skip)
         w.inflight.clear()
 
     def _watch(self) -> None:
         """Enforce timeouts and cancellations on the items workers are running now."""
-        now_us = time.monotonic() * 1_000_000
+        now = time.monotonic()
         for w in self._workers:
             if not w.inflight or w.kill_reason:
                 continue
             job = w.inflight[0].job
             if job.closed:
                 w.mv[SLOT_CANCEL] = job.id
-            started, index = w.mv[SLOT_START], w.mv[SLOT_INDEX]
-            if not started or w.mv[SLOT_JOB] != job.id or started != w.mv[SLOT_START]:
+            started, pos = w.mvd[SLOT_START], w.mv[SLOT_INDEX]
+            if not started or w.mv[SLOT_JOB] != job.id or started != w.mvd[SLOT_START]:
                 continue
-            ran = (now_us - started) / 1_000_000
+            ran = now - started
             if job.timeout is not None and ran > job.timeout and not job.closed:
-                w.kill_reason = ("timeout", index, job.timeout)
+                w.kill_reason = ("timeout", pos, job.timeout)
             elif job.closed and ran > CANCEL_GRACE:
-                w.kill_reason = ("cancel", index, ran)
+                w.kill_reason = ("cancel", pos, ran)
             else:
                 continue
             with contextlib.suppress(OSError):

@@ -25,6 +25,7 @@ from corelane.engine._serialize import dumps, loads, portable_exception
 from corelane.errors import NotPicklable
 
 FLUSH_SECONDS = 0.1  # send partial results (and so progress) at most this often within a chunk
+CHECK_SECONDS = 0.01  # look at the clock-driven checks (cancel, budget, flush) this often
 FN_CACHE = 32  # functions kept per worker, keyed by the parent's fn id
 
 _state: dict[str, Any] = {}
@@ -62,20 +63,22 @@ def _send(conn: Connection, message: tuple[Any, ...]) -> None:
     conn.send_bytes(dumps(message))
 
 
-def _pack_results(results: list[tuple[int, bool, Any]]) -> list[tuple[int, bool, Any]]:
-    """Make every result sendable: unpicklable values become NotPicklable failures."""
+def _pack_values(values: list[Any], failures: dict[int, Any], first: int) -> list[Any]:
+    """Make every result sendable: an unpicklable value becomes a NotPicklable failure."""
     try:
-        dumps(results)
-        return results
+        dumps(values)
+        return values
     except NotPicklable:
-        packed = []
-        for index, ok, value in results:
+        packed: list[Any] = []
+        for offset, value in enumerate(values):
             try:
                 dumps(value)
-                packed.append((index, ok, value))
+                packed.append(value)
             except NotPicklable as exc:
-                err = NotPicklable(f"the result of item {index} ({type(value).__name__})", exc.reason)
-                packed.append((index, False, (err, "")))
+                pos = first + offset
+                err = NotPicklable(f"the result of chunk item {pos} ({type(value).__name__})", exc.reason)
+                failures[pos] = (err, "")
+                packed.append(None)
         return packed
 
 
@@ -94,6 +97,7 @@ def worker_main(
         with contextlib.suppress(OSError):
             os.close(fd)
     mv = memoryview(slot).cast("B").cast("q")
+    mvd: Any = memoryview(slot).cast("B").cast("d")  # SLOT_START holds a float: time.monotonic()
     assert len(mv) == SLOT_SIZE
     try:
         if log_config is not None:
@@ -118,7 +122,7 @@ def worker_main(
         message = loads(inbox.get())  # type: ignore[arg-type]
         if message[0] is Msg.SHUTDOWN:
             break
-        _, job_id, fn_id, fn_bytes, star, budget, indices, payload = message
+        _, job_id, fn_id, fn_bytes, star, budget, n_items, payload = message
         try:
             fn = functions.get(fn_id)
             if fn is None:
@@ -130,52 +134,63 @@ def worker_main(
         except BaseException as exc:  # noqa: BLE001 - e.g. a class spawn cannot import
             text = "".join(traceback.format_exception(exc))
             exc = portable_exception(exc)
-            failed = [(i, False, (exc, text)) for i in indices]
-            _send(conn, (Msg.RESULTS, job_id, failed, True, 0.0, 0, []))
+            failures = {pos: (exc, text) for pos in range(n_items)}
+            _send(conn, (Msg.RESULTS, job_id, 0, [None] * n_items, failures, True, 0.0, 0, n_items))
             continue
-        _run_chunk(conn, mv, job_id, fn, star, budget, indices, items)
+        _run_chunk(conn, mv, mvd, job_id, fn, star, budget, items)
         del fn, items, message  # drop references before blocking for the next chunk
 
 
 def _run_chunk(
     conn: Connection,
-    mv: memoryview,
+    mv: Any,
+    mvd: Any,
     job_id: int,
     fn: Any,
     star: bool,
     budget: float,
-    indices: list[int],
     items: list[Any],
 ) -> None:
-    """Run one chunk; stop early (returning the rest) when cancelled or past the time budget."""
+    """Run one chunk; stop early (handing back the rest) when cancelled or past the time budget.
+
+    Results go back as a list of values for chunk positions ``first..``; failures travel beside
+    them keyed by position (their value slot holds None). The loop is the hot path: per item it
+    reads the clock and writes which position runs since when into the shared slot.
+    """
     monotonic = time.monotonic
-    results: list[tuple[int, bool, Any]] = []
+    values: list[Any] = []
+    append = values.append
+    failures: dict[int, Any] = {}
+    first = 0
     started = last_flush = monotonic()
-    n_run = 0
-    remainder: list[int] = []
+    next_check = started + CHECK_SECONDS
+    stop = len(items)
     mv[SLOT_JOB] = job_id
-    for pos, index in enumerate(indices):
+    for pos, item in enumerate(items):
         now = monotonic()
-        if pos:
+        if now > next_check and pos:
+            next_check = now + CHECK_SECONDS
             if mv[SLOT_CANCEL] == job_id or (budget and now - started > budget):
-                remainder = indices[pos:]
+                stop = pos
                 break
-            if now - last_flush > FLUSH_SECONDS:
-                _send(conn, (Msg.RESULTS, job_id, _pack_results(results), False, 0.0, 0, []))
-                results = []
+            if now - last_flush >= FLUSH_SECONDS:
+                packed = _pack_values(values, failures, first)
+                _send(conn, (Msg.RESULTS, job_id, first, packed, failures, False, 0.0, 0, 0))
+                values = []
+                append = values.append
+                failures = {}
+                first = pos
                 last_flush = now
-        mv[SLOT_START] = 0
-        mv[SLOT_INDEX] = index
-        mv[SLOT_START] = int(now * 1_000_000) or 1
-        item = items[pos]
+        mv[SLOT_INDEX] = pos
+        mvd[SLOT_START] = now
         try:
-            value = fn(*item[0], **item[1]) if star else fn(item)
-            results.append((index, True, value))
+            append(fn(*item[0], **item[1]) if star else fn(item))
         except BaseException as exc:  # noqa: BLE001 - SystemExit from a task is a task failure
             text = "".join(traceback.format_exception(exc))
-            results.append((index, False, (portable_exception(exc), text)))
-        n_run += 1
-    mv[SLOT_START] = 0
+            failures[pos] = (portable_exception(exc), text)
+            append(None)
+    mvd[SLOT_START] = 0.0
     mv[SLOT_JOB] = 0
     elapsed = monotonic() - started
-    _send(conn, (Msg.RESULTS, job_id, _pack_results(results), True, elapsed, n_run, remainder))
+    packed = _pack_values(values, failures, first)
+    _send(conn, (Msg.RESULTS, job_id, first, packed, failures, True, elapsed, stop, stop))
