@@ -1,0 +1,109 @@
+"""Module-level task functions for the engine tests (importable by spawned workers)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import corelane
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fail_on_five(x: int) -> int:
+    if x == 5:
+        raise ValueError(f"bad input {x}")
+    return x
+
+
+def sigkill_on(x: tuple[int, int]) -> int:
+    value, target = x
+    if value == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return value
+
+
+def segfault_on(x: tuple[int, int]) -> int:
+    value, target = x
+    if value == target:
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+    return value
+
+
+def exit_on(x: tuple[int, int]) -> int:
+    value, target = x
+    if value == target:
+        os._exit(3)
+    return value
+
+
+def sleep_for(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def touch_then_sleep(arg: tuple[str, int, float]) -> int:
+    """Record that item ran (a file per item), then sleep."""
+    directory, index, seconds = arg
+    Path(directory, str(index)).touch()
+    time.sleep(seconds)
+    return index
+
+
+def fail_first_then_sleep(arg: tuple[str, int]) -> int:
+    directory, index = arg
+    if index == 0:
+        raise RuntimeError("first item fails")
+    Path(directory, str(index)).touch()
+    time.sleep(0.05)
+    return index
+
+
+def pid_of(_: Any) -> int:
+    return os.getpid()
+
+
+def init_state(value: str) -> None:
+    corelane.worker_state()["model"] = value
+    corelane.worker_state()["loads"] = corelane.worker_state().get("loads", 0) + 1
+
+
+def read_state(_: Any) -> tuple[str, int]:
+    state = corelane.worker_state()
+    return state["model"], state["loads"]
+
+
+def init_raises() -> None:
+    raise OSError("model file missing")
+
+
+def return_lambda(_: Any) -> Any:
+    return lambda: 1
+
+
+def return_generator(_: Any) -> Any:
+    return (i for i in range(3))
+
+
+class NeedsTwoArgs(Exception):
+    """An exception that pickles but does not unpickle (a classic multiprocessing trap)."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}-{b}")
+
+
+def raise_needs_two(x: int) -> int:
+    if x == 1:
+        raise NeedsTwoArgs(1, 2)
+    return x
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.2)
+    return x * x

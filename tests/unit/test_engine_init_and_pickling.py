@@ -1,0 +1,58 @@
+"""Per-worker setup, initializer failures, and what cannot cross the process boundary."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+import corelane
+from corelane import Failure, InitializerError, NotPicklable
+from tests.engine_tasks import init_raises, init_state, read_state, return_generator, square
+
+
+def test_initializer_fills_worker_state_once_per_worker(start_method: str) -> None:
+    with corelane.Pool(2, initializer=init_state, initargs=("resnet",), start_method=start_method) as pool:
+        out = pool.map(read_state, range(40), chunksize=1)
+    assert {model for model, _ in out} == {"resnet"}
+    assert {loads for _, loads in out} == {1}  # loaded once per worker, not per task
+
+
+def test_initializer_that_raises_fails_fast_without_respawn_loop(start_method: str) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(InitializerError, match="initializer raised") as info:
+        corelane.map(square, range(10), workers=2, initializer=init_raises, start_method=start_method)
+    assert "model file missing" in str(info.value)
+    assert "init_raises" in info.value.remote_traceback
+    assert time.monotonic() - t0 < 10
+
+
+def test_unpicklable_argument_is_named(start_method: str) -> None:
+    items: list[object] = [1, 2, threading.Lock(), 4]
+    with pytest.raises(NotPicklable, match=r"item 2 \(lock"):
+        corelane.map(square, items, workers=2, start_method=start_method)
+    out = corelane.map(square, items, workers=2, errors="return", start_method=start_method)
+    assert out[0] == 1 and out[1] == 4 and out[3] == 16
+    assert isinstance(out[2], Failure) and isinstance(out[2].exception, NotPicklable)
+
+
+def test_unpicklable_result_fails_only_that_item() -> None:
+    out = corelane.map(return_generator, range(3), workers=2, errors="return")
+    assert all(isinstance(x, Failure) and isinstance(x.exception, NotPicklable) for x in out)
+    assert "result" in str(out[0].exception)
+
+
+def test_unpicklable_function_fails_at_call_time() -> None:
+    lock = threading.Lock()
+
+    def uses_lock(x: int) -> int:
+        with lock:
+            return x
+
+    with pytest.raises(NotPicklable, match="uses_lock"):
+        corelane.map(uses_lock, range(3), workers=1)
+
+
+def test_worker_state_in_parent_is_a_plain_dict() -> None:
+    assert isinstance(corelane.worker_state(), dict)

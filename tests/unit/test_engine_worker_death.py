@@ -1,0 +1,54 @@
+"""A worker that dies (SIGKILL, segfault, os._exit) fails exactly its item; the others complete,
+a new worker takes its place and the pool stays usable."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import corelane
+from corelane import Failure, WorkerDied
+from tests.engine_tasks import exit_on, pid_of, segfault_on, sigkill_on, square
+
+# where x how -> expected exit code in the WorkerDied
+CRASHES: list[tuple[str, Callable[[Any], Any], int]] = [
+    ("sigkill", sigkill_on, -signal.SIGKILL),
+    ("segfault", segfault_on, -signal.SIGSEGV),
+    ("os._exit", exit_on, 3),
+]
+
+
+@pytest.mark.parametrize(("name", "task", "exitcode"), CRASHES, ids=[c[0] for c in CRASHES])
+def test_death_fails_only_its_item(start_method: str, name: str, task: Any, exitcode: int) -> None:
+    items = [(i, 7) for i in range(20)]
+    with corelane.Pool(2, start_method=start_method) as pool:
+        t0 = time.monotonic()
+        out = pool.map(task, items, errors="return")
+        elapsed = time.monotonic() - t0
+        assert [x for i, x in enumerate(out) if i != 7] == [i for i in range(20) if i != 7]
+        failure = out[7]
+        assert isinstance(failure, Failure) and isinstance(failure.exception, WorkerDied)
+        assert failure.exception.exitcode == exitcode and failure.index == 7
+        assert elapsed < 5, "death detection should take about a second at most"
+        # the pool is still whole and usable
+        assert pool.map(square, range(50)) == [x * x for x in range(50)]
+        assert len(pool.pids) == 2
+
+
+def test_death_in_raise_mode_raises_workerdied_naming_signal() -> None:
+    with pytest.raises(WorkerDied, match="SIGKILL") as info:
+        corelane.map(sigkill_on, [(i, 3) for i in range(8)], workers=2)
+    assert info.value.index == 3 and info.value.signal == signal.SIGKILL
+
+
+def test_repeated_deaths_never_hang() -> None:
+    with corelane.Pool(2) as pool:
+        for round_ in range(10):
+            out = pool.map(sigkill_on, [(i, round_ % 5) for i in range(5)], errors="return")
+            assert sum(isinstance(x, Failure) for x in out) == 1
+        pids = set(pool.map(pid_of, range(20), chunksize=1))
+        assert 1 <= len(pids) <= 2
