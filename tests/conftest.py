@@ -6,6 +6,7 @@ shared-memory segment in /dev/shm (the brief's "no orphan, no leaked segment", p
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import time
@@ -52,10 +53,8 @@ def _our_children() -> list[psutil.Process]:
         out.append(child)
     # Workers started through the forkserver are its children, not ours.
     for pid in helpers:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             out.extend(psutil.Process(pid).children(recursive=False))
-        except psutil.NoSuchProcess:
-            pass
     return out
 
 
@@ -78,10 +77,8 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
             break
         time.sleep(0.05)
     for p in left:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
     msgs = []
     if left:
         msgs.append(f"processes left running: {[(p.pid, p.name()) for p in left]}")
