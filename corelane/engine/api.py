@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from corelane.engine.pool import Errors, Pool
+from corelane.engine.pool import Errors, Pool, _collect
 from corelane.progress import Sink
 
 
@@ -13,6 +13,7 @@ def _run(
     fn: Callable[[Any], Any],
     iterable: Iterable[Any],
     ordered: bool,
+    batched: bool,
     workers: int | None,
     chunksize: int | None,
     progress: bool | Sink,
@@ -24,7 +25,9 @@ def _run(
 ) -> Iterator[Any]:
     pool = Pool(workers, initializer=initializer, initargs=initargs, start_method=start_method)
     try:
-        return pool._start(fn, iterable, ordered, chunksize, progress, timeout, errors, owned=True)
+        return pool._start(
+            fn, iterable, ordered, chunksize, progress, timeout, errors, owned=True, batched=batched
+        )
     except BaseException:
         pool.terminate()
         raise
@@ -49,10 +52,9 @@ def map(
     See :meth:`corelane.Pool.map` for the options; ``workers``, ``initializer``, ``initargs`` and
     ``start_method`` configure the temporary pool.
     """
-    return list(
-        _run(fn, iterable, ordered, workers, chunksize, progress, timeout, errors,
-             initializer, initargs, start_method)
-    )
+    runs = _run(fn, iterable, ordered, True, workers, chunksize, progress, timeout, errors,
+                initializer, initargs, start_method)
+    return _collect(runs)
 
 
 def imap(
@@ -69,7 +71,7 @@ def imap(
     start_method: str | None = None,
 ) -> Iterator[Any]:
     """Lazy, ordered parallel map; the pool lives as long as the iterator."""
-    return _run(fn, iterable, True, workers, chunksize, progress, timeout, errors,
+    return _run(fn, iterable, True, False, workers, chunksize, progress, timeout, errors,
                 initializer, initargs, start_method)
 
 
@@ -87,5 +89,5 @@ def imap_unordered(
     start_method: str | None = None,
 ) -> Iterator[Any]:
     """Lazy parallel map yielding results as they finish."""
-    return _run(fn, iterable, False, workers, chunksize, progress, timeout, errors,
+    return _run(fn, iterable, False, False, workers, chunksize, progress, timeout, errors,
                 initializer, initargs, start_method)

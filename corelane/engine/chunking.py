@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 
-TARGET_SECONDS = 0.02  # work per chunk: ~100 µs overhead per round trip makes this ~0.5%
+TARGET_SECONDS = 0.05  # work per chunk: ~100 µs overhead per round trip makes this ~0.5%
 BUDGET_FACTOR = 4.0  # a chunk running past TARGET * this returns its unstarted items
 MAX_CHUNK = 10_000  # bounds memory per message and the read-ahead of lazy input
 TAIL_CHUNKS_PER_WORKER = 4  # keep this many chunks per worker of what is left, for the tail
-SMOOTHING = 0.3  # weight of a new measurement in the moving average
-PREFETCH_BELOW_SECONDS = 0.05  # send a second chunk ahead only when chunks are this short
+SMOOTHING = 0.5  # weight of a new measurement in the moving average
+PREFETCH_BELOW_SECONDS = 0.1  # send a second chunk ahead only when chunks are this short
 
 
 class Chunker:

@@ -34,7 +34,15 @@ from multiprocessing.connection import wait
 from typing import Any, Literal
 
 from corelane.engine import _startmethod
-from corelane.engine._protocol import SLOT_CANCEL, SLOT_INDEX, SLOT_JOB, SLOT_SIZE, SLOT_START, Msg
+from corelane.engine._protocol import (
+    SLOT_CANCEL,
+    SLOT_JOB,
+    SLOT_SIZE,
+    SLOT_SPAN,
+    SLOT_START,
+    Msg,
+    unpack_span,
+)
 from corelane.engine._serialize import describe, dumps, loads
 from corelane.engine.chunking import Chunker
 from corelane.engine.results import Failure
@@ -57,7 +65,8 @@ Errors = Literal["raise", "return"]
 WINDOW_CHUNKS_PER_WORKER = 3  # chunks cut ahead per worker: more keeps workers fed, costs memory
 IDLE_TICK = 0.5  # s between liveness checks when nothing is timed (sentinels wake us anyway)
 TIMED_TICK = 0.02  # s between checks while a timeout or a cancellation is being watched
-CANCEL_GRACE = 0.5  # s a cancelled job's running item may go on before its worker is replaced
+CANCEL_GRACE = 0.5  # s a cancelled job's chunk may go on (it stops between items) before its
+#                     worker is killed and replaced; short, since a cancel means "stop now"
 STARTUP_FAILURES = 3  # workers dying before they are ready, in a row, before the pool gives up
 CHUNK_DEATHS = 3  # deaths with no item to blame before a chunk's items fail as WorkerDied
 JOIN_TIMEOUT = 2.0  # s to wait for a worker to exit after SHUTDOWN before it is killed
@@ -75,7 +84,7 @@ Run = tuple[int, list[Any], int]
 class _Chunk:
     """Items sent to a worker as one message; ``done`` counts the positions with results."""
 
-    __slots__ = ("job", "indices", "items", "payload", "done", "deaths")
+    __slots__ = ("job", "indices", "items", "payload", "done", "deaths", "precise")
 
     def __init__(self, job: _Job, indices: list[int], items: list[Any], payload: bytes):
         self.job = job
@@ -84,6 +93,7 @@ class _Chunk:
         self.payload = payload
         self.done = 0
         self.deaths = 0
+        self.precise = False  # one item at a time, each timed (set when isolating a crash)
 
     def runs(self, first: int, values: list[Any], failures: dict[int, Any]) -> list[Run]:
         """Results for positions ``first..`` as runs of consecutive input indices."""
@@ -155,7 +165,10 @@ class _Job:
 
 
 class _Worker:
-    __slots__ = ("proc", "conn", "slot", "mv", "mvd", "inflight", "fn_ids", "ready", "kill_reason")
+    __slots__ = (
+        "proc", "conn", "slot", "mv", "mvd", "inflight", "fn_ids", "ready", "kill_reason",
+        "cancel_seen",
+    )
 
     def __init__(self, proc: Any, conn: Any, slot: Any) -> None:
         self.proc = proc
@@ -166,7 +179,8 @@ class _Worker:
         self.inflight: deque[_Chunk] = deque()
         self.fn_ids: set[int] = set()
         self.ready = False
-        self.kill_reason: tuple[str, int, float] | None = None  # ("timeout"|"cancel", index, s)
+        self.kill_reason: tuple[str, int, float] | None = None  # ("timeout"|"cancel", pos, s)
+        self.cancel_seen = 0.0  # when the parent first saw the running job cancelled
 
 
 class Pool:
@@ -253,12 +267,8 @@ class Pool:
             WorkerDied: a worker died running an item. TaskTimeout: an item overran ``timeout``.
             NotPicklable: ``fn`` or an item cannot be sent to a worker.
         """
-        method = self.imap if ordered else self.imap_unordered
-        return list(
-            method(
-                fn, iterable, chunksize=chunksize, progress=progress, timeout=timeout, errors=errors
-            )
-        )
+        runs = self._start(fn, iterable, ordered, chunksize, progress, timeout, errors, batched=True)
+        return _collect(runs)
 
     def imap(
         self,
@@ -393,7 +403,9 @@ class Pool:
         timeout: float | None,
         errors: Errors,
         owned: bool = False,
+        batched: bool = False,
     ) -> Iterator[Any]:
+        """Validate, register the run, and return its result iterator (of lists if ``batched``)."""
         if errors not in ("raise", "return"):
             raise ValueError(f'errors must be "raise" or "return", got {errors!r}')
         if timeout is not None and timeout <= 0:
@@ -408,7 +420,8 @@ class Pool:
         job = _Job(fn_id, fn_bytes, False, Chunker(self.workers, chunksize, total), timeout)
         reporter = Reporter(make_sink(progress), total)
         self._add_job(job)
-        return self._consume(job, iter(iterable), ordered, errors, reporter, owned)
+        runs = self._consume(job, iter(iterable), ordered, errors, reporter, owned)
+        return runs if batched else _flatten(runs)
 
     def _cut(self, job: _Job, first: int, items: list[Any], errors: Errors) -> list[Run]:
         """Queue ``items`` (indices from ``first``) as one chunk; return failures of unsendable ones."""
@@ -486,18 +499,18 @@ class Pool:
                     reporter.add(len(values))
                     if not ordered:
                         yielded += len(values)
-                        yield from values
+                        yield values
                     elif first == next_index:
                         next_index += len(values)
                         yielded += len(values)
-                        yield from values
+                        yield values
                     else:
                         buffered[first] = values
                     while next_index in buffered:
                         values = buffered.pop(next_index)
                         next_index += len(values)
                         yielded += len(values)
-                        yield from values
+                        yield values
             state = "finished"
         except KeyboardInterrupt:
             self.terminate()
@@ -607,7 +620,7 @@ class Pool:
         fn_bytes = None if job.fn_id in w.fn_ids else job.fn_bytes
         message = (
             Msg.TASK, job.id, job.fn_id, fn_bytes, job.star, job.chunker.budget,
-            len(chunk.indices), chunk.payload,
+            job.timeout is not None or chunk.precise, len(chunk.indices), chunk.payload,
         )
         w.inflight.append(chunk)
         job.inflight += 1
@@ -639,7 +652,7 @@ class Pool:
                 job.inflight -= 1
                 job.chunker.observe(elapsed, n_run)
                 if stop < len(chunk.indices):  # handed back: cancelled or over its budget
-                    self._requeue(chunk, skip=None)
+                    self._requeue(chunk)
         elif kind is Msg.READY:
             w.ready = True
             self._startup_failures = 0
@@ -651,12 +664,12 @@ class Pool:
                 )
             )
 
-    def _requeue(self, chunk: _Chunk, skip: int | None) -> None:
-        """Put a chunk's unfinished items (all but position ``skip``) back at the queue's front."""
+    def _requeue(self, chunk: _Chunk, skip: set[int] | None = None) -> None:
+        """Put a chunk's unfinished items (all but positions ``skip``) back at the queue's front."""
         job = chunk.job
         if job.closed:
             return
-        positions = [p for p in range(chunk.done, len(chunk.indices)) if p != skip]
+        positions = [p for p in range(chunk.done, len(chunk.indices)) if not skip or p not in skip]
         if not positions:
             return
         if len(positions) != len(chunk.indices):
@@ -683,20 +696,26 @@ class Pool:
                                "is the main module importable (spawn/forkserver)?")
                     )
             return
-        job_id, pos, started = w.mv[SLOT_JOB], w.mv[SLOT_INDEX], w.mvd[SLOT_START]
+        job_id, started = w.mv[SLOT_JOB], w.mvd[SLOT_START]
+        pos, count = unpack_span(w.mv[SLOT_SPAN])
         for position, chunk in enumerate(w.inflight):
             job = chunk.job
             job.inflight -= 1
-            skip = None
-            if position == 0 and started and job_id == job.id and chunk.done <= pos < len(chunk.items):
-                skip = pos
-                index, item = chunk.indices[pos], chunk.items[pos]
-                error: BaseException
-                if w.kill_reason and w.kill_reason[0] == "timeout" and w.kill_reason[1] == pos:
-                    error = TaskTimeout(index, w.kill_reason[2], pid)
-                else:
-                    error = WorkerDied(index, pid, exitcode)
-                job.deliver([(index, [Failure(index, item, error)], 1)])
+            skip: set[int] = set()
+            if position == 0 and started and job_id == job.id:
+                live = [p for p in range(pos, pos + count) if chunk.done <= p < len(chunk.items)]
+                if len(live) == 1:
+                    skip = {live[0]}
+                    self._blame(w, chunk, live[0], pid, exitcode)
+                elif live and not job.closed:
+                    # Died inside a span of several items: run each of them alone, precisely,
+                    # so that a second death names the culprit.
+                    skip = set(live)
+                    for p in reversed(live):
+                        item = chunk.items[p]
+                        single = _Chunk(job, [chunk.indices[p]], [item], dumps([item]))
+                        single.precise = True
+                        job.pending.appendleft(single)
             elif position == 0:
                 chunk.deaths += 1
                 if chunk.deaths >= CHUNK_DEATHS:  # nothing to blame, again and again: give up
@@ -709,27 +728,42 @@ class Pool:
             self._requeue(chunk, skip)
         w.inflight.clear()
 
+    def _blame(self, w: _Worker, chunk: _Chunk, pos: int, pid: int | None, exitcode: int | None) -> None:
+        """Fail the item at ``pos``: its worker died (or was killed for overrunning its timeout)."""
+        index, item = chunk.indices[pos], chunk.items[pos]
+        error: BaseException
+        if w.kill_reason and w.kill_reason[0] == "timeout" and w.kill_reason[1] == pos:
+            error = TaskTimeout(index, w.kill_reason[2], pid)
+        else:
+            error = WorkerDied(index, pid, exitcode)
+        chunk.job.deliver([(index, [Failure(index, item, error)], 1)])
+
     def _watch(self) -> None:
-        """Enforce timeouts and cancellations on the items workers are running now."""
+        """Enforce timeouts and cancellations on what the workers are running now."""
         now = time.monotonic()
         for w in self._workers:
             if not w.inflight or w.kill_reason:
                 continue
             job = w.inflight[0].job
             if job.closed:
-                w.mv[SLOT_CANCEL] = job.id
-            started, pos = w.mvd[SLOT_START], w.mv[SLOT_INDEX]
+                if not w.cancel_seen:
+                    w.cancel_seen = now
+                    w.mv[SLOT_CANCEL] = job.id
+                if now - w.cancel_seen > CANCEL_GRACE:
+                    w.kill_reason = ("cancel", -1, now - w.cancel_seen)
+                    with contextlib.suppress(OSError):
+                        w.proc.kill()
+                continue
+            w.cancel_seen = 0.0
+            if job.timeout is None:
+                continue
+            started, span = w.mvd[SLOT_START], w.mv[SLOT_SPAN]
             if not started or w.mv[SLOT_JOB] != job.id or started != w.mvd[SLOT_START]:
                 continue
-            ran = now - started
-            if job.timeout is not None and ran > job.timeout and not job.closed:
-                w.kill_reason = ("timeout", pos, job.timeout)
-            elif job.closed and ran > CANCEL_GRACE:
-                w.kill_reason = ("cancel", pos, ran)
-            else:
-                continue
-            with contextlib.suppress(OSError):
-                w.proc.kill()
+            if now - started > job.timeout:
+                w.kill_reason = ("timeout", unpack_span(span)[0], job.timeout)
+                with contextlib.suppress(OSError):
+                    w.proc.kill()
 
     def _reap_jobs(self) -> None:
         with self._lock:
@@ -782,6 +816,22 @@ class Pool:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
         _live_pools.discard(self)
+
+
+def _collect(runs: Iterator[list[Any]]) -> list[Any]:
+    out: list[Any] = []
+    for values in runs:
+        out.extend(values)
+    return out
+
+
+def _flatten(runs: Iterator[list[Any]]) -> Iterator[Any]:
+    """Yield item by item; closing this generator closes (and so cancels) the run."""
+    try:
+        for values in runs:
+            yield from values
+    finally:
+        runs.close()  # type: ignore[attr-defined]
 
 
 @atexit.register

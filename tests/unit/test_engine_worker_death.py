@@ -52,3 +52,15 @@ def test_repeated_deaths_never_hang() -> None:
             assert sum(isinstance(x, Failure) for x in out) == 1
         pids = set(pool.map(pid_of, range(20), chunksize=1))
         assert 1 <= len(pids) <= 2
+
+
+def test_death_inside_a_large_chunk_names_the_culprit(start_method: str) -> None:
+    # One chunk of 40: the worker dies inside a span of items run back to back; corelane re-runs
+    # that span item by item so the second death names exactly the culprit.
+    items = [(i, 23) for i in range(40)]
+    with corelane.Pool(2, start_method=start_method) as pool:
+        out = pool.map(sigkill_on, items, chunksize=40, errors="return")
+    failures = [x for x in out if isinstance(x, Failure)]
+    assert len(failures) == 1 and failures[0].index == 23
+    assert isinstance(failures[0].exception, WorkerDied)
+    assert [x for x in out if not isinstance(x, Failure)] == [i for i in range(40) if i != 23]
