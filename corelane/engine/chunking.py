@@ -17,6 +17,7 @@ BUDGET_FACTOR = 4.0  # a chunk running past TARGET * this returns its unstarted 
 MAX_CHUNK = 10_000  # bounds memory per message and the read-ahead of lazy input
 TAIL_CHUNKS_PER_WORKER = 4  # keep this many chunks per worker of what is left, for the tail
 SMOOTHING = 0.5  # weight of a new measurement in the moving average
+INITIAL_CHUNK = 32  # before any measurement; the time budget bounds the cost of a bad guess
 PREFETCH_BELOW_SECONDS = 0.1  # send a second chunk ahead only when chunks are this short
 
 
@@ -52,8 +53,9 @@ class Chunker:
         if self.fixed is not None:
             return self.fixed
         if self.per_item is None:
-            return 1  # measure before committing: the first chunks are single items
-        size = max(1, int(TARGET_SECONDS / self.per_item))
+            size = INITIAL_CHUNK  # safe before measuring: a slow chunk hands back its rest
+        else:
+            size = max(1, int(TARGET_SECONDS / self.per_item))
         if self.total is not None:
             left = max(0, self.total - cut_so_far)
             size = min(size, max(1, math.ceil(left / (self.workers * TAIL_CHUNKS_PER_WORKER))))
