@@ -74,6 +74,7 @@ FN_CACHE = 64  # functions remembered by id for submit()
 
 _job_ids = itertools.count(1)
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+_parent_fds: set[int] = set()  # parent-side pipe ends of every pool's workers (and wake pipes)
 
 
 # A run of results for consecutive input indices: (first index, values, failures among them).
@@ -229,6 +230,7 @@ class Pool:
         self._fn_ids = itertools.count(1)
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        _parent_fds.update((self._wake_r, self._wake_w))
         self._closing = False
         self._terminating = False
         self._broken: BaseException | None = None
@@ -317,12 +319,19 @@ class Pool:
         return future
 
     def close(self, timeout: float | None = None) -> None:
-        """Finish the work already given, then stop the workers and wait for them.
+        """Finish submitted futures, then stop the workers and wait for them.
+
+        An ``imap`` iterator still open at this point is cancelled (its consumer gets Cancelled):
+        its work only advances while someone consumes it, so waiting for it could wait forever.
 
         Args:
             timeout: seconds to wait for outstanding work; past it the pool is terminated.
         """
         self._closing = True
+        with self._lock:
+            runs = [job for job in self._jobs.values() if job.future is None]
+        for job in runs:
+            job.fail(Cancelled("the pool was closed before this run was consumed"))
         self._wake()
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._thread.is_alive():
@@ -573,8 +582,9 @@ class Pool:
             parent_end, child_end = self._ctx.Pipe(duplex=True)
             close_fds: list[int] = []
             if self.start_method == "fork":
-                close_fds = [w.conn.fileno() for w in self._workers]
-                close_fds += [parent_end.fileno(), self._wake_r, self._wake_w]
+                # The child must not keep any pool's parent-side pipe ends open, or EOF (which
+                # ends workers whose parent died) would never reach those workers.
+                close_fds = [parent_end.fileno(), *_parent_fds]
             log_config = self._log.worker_config() if self._log is not None else None
             proc = self._ctx.Process(  # type: ignore[attr-defined]
                 target=worker_main,
@@ -584,6 +594,7 @@ class Pool:
             )
             proc.start()
             child_end.close()
+            _parent_fds.add(parent_end.fileno())
             self._workers.append(_Worker(proc, parent_end, slot))
 
     def _next_chunk(self) -> _Chunk | None:
@@ -686,6 +697,7 @@ class Pool:
         exitcode = w.proc.exitcode
         pid = w.proc.pid
         self._workers.remove(w)
+        _parent_fds.discard(w.conn.fileno())
         w.conn.close()
         if not w.ready:
             if self._broken is None and not self._terminating and not self._closing:
@@ -804,6 +816,7 @@ class Pool:
                 with contextlib.suppress(OSError):
                     w.proc.kill()
                 w.proc.join(1.0)
+            _parent_fds.discard(w.conn.fileno())
             w.conn.close()
         self._workers.clear()
 
@@ -811,7 +824,10 @@ class Pool:
         if self._log is not None:
             self._log.stop()
             self._log = None
+        if self._thread.is_alive():
+            return  # a wedged manager (bounded join timed out) may still use the wake pipe
         for fd in (self._wake_r, self._wake_w):
+            _parent_fds.discard(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._wake_r = self._wake_w = -1
