@@ -1,0 +1,139 @@
+"""Real servers for integration tests, each started by the test run on a free loopback port.
+
+``redis_server()`` runs ``redis-server --port N --save ""``; ``postgres_server()`` creates a
+throw-away PostgreSQL cluster with ``initdb`` in a temp dir (as the ``postgres`` user when we are
+root, since PostgreSQL refuses to run as root). When the program is missing the tests skip
+locally, and fail under ``CI=true`` (CI must install it: see scripts/ensure-system-deps.sh).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require(program: str, what: str) -> str:
+    """Path of ``program``, or skip (fail under CI=true) when it is missing."""
+    path = shutil.which(program) or next(iter(sorted(glob.glob(program))), None)
+    if path:
+        return path
+    message = f"{what} ({program}) is not installed"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + "; CI must install it (scripts/ensure-system-deps.sh)")
+    pytest.skip(message)
+    raise AssertionError  # unreachable
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+@dataclass
+class RedisServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def start_redis(port: int | None = None) -> RedisServer:
+    exe = require("redis-server", "Redis")
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+    except TimeoutError:
+        proc.kill()
+        raise
+    return RedisServer(port, proc)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class PostgresServer:
+    port: int
+    datadir: str
+    ctl: list[str]
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    initdb = require("/usr/lib/postgresql/*/bin/initdb", "PostgreSQL")
+    bindir = os.path.dirname(initdb)
+    tmp = tempfile.mkdtemp(prefix="corelane-pg-")
+    os.chmod(tmp, 0o777)
+    datadir = os.path.join(tmp, "data")
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres")
+    subprocess.run(_as_postgres([initdb, "-D", datadir, "-U", "postgres", "-A", "trust"]),
+                   check=True, capture_output=True, timeout=60)
+    port = free_port()
+    opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
+    ctl = [os.path.join(bindir, "pg_ctl"), "-D", datadir]
+    subprocess.run(_as_postgres([*ctl, "-o", opts, "-l", os.path.join(tmp, "log"), "-w", "start"]),
+                   check=True, capture_output=True, timeout=60)
+    try:
+        wait_port(port)
+        yield PostgresServer(port, datadir, ctl)
+    finally:
+        subprocess.run(_as_postgres([*ctl, "-m", "immediate", "stop"]), capture_output=True, timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
