@@ -84,7 +84,8 @@ def ceiling(fn: Callable[[Any], Any], blocks: list[list[Any]]) -> None:
 
 
 def balanced_blocks(items: list[Any], n: int) -> list[list[Any]]:
-    return [items[i::n] for i in range(n)]
+    """Contiguous equal blocks (an interleaved split would give one process all the odd numbers)."""
+    return [items[k * len(items) // n : (k + 1) * len(items) // n] for k in range(n)]
 
 
 def longest_first_blocks(costs: list[int], n: int) -> list[list[int]]:
@@ -170,8 +171,8 @@ def bench_w1(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
     count = 70_000 if quick else 700_000
     numbers = list(range(10_000_000, 10_000_000 + count))
     small = numbers[: count // 10]  # the very slow peers run on a tenth, scaled back up
-    serial = measure(lambda: [is_prime(n) for n in numbers], 1)
-    serial_small = measure(lambda: [is_prime(n) for n in small], 1)
+    serial = measure(lambda: list(map(is_prime, numbers)), 1)
+    serial_small = measure(lambda: list(map(is_prime, small)), 1)
     ceil = measure(lambda: ceiling(is_prime, balanced_blocks(numbers, WORKERS)), repeat)
     rows = [
         ("corelane.map", measure(lambda: run_corelane(is_prime, numbers), repeat)),
@@ -195,7 +196,6 @@ def bench_w1(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
 def bench_w2(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
     n = 200_000
     items = list(range(n))
-    serial = measure(lambda: [square(x) for x in items], repeat)
     ceil = measure(lambda: ceiling(square, balanced_blocks(items, WORKERS)), repeat)
     warm_corelane = corelane.Pool(WORKERS)
     warm_pool = CTX.Pool(WORKERS)
@@ -227,7 +227,7 @@ def bench_w2(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
 
 def bench_w3(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
     costs = w3_costs()
-    serial = measure(lambda: [heavy_tailed(c) for c in costs], 1)
+    serial = measure(lambda: list(map(heavy_tailed, costs)), 1)
     ceil = measure(lambda: ceiling(heavy_tailed, longest_first_blocks(costs, WORKERS)), repeat)
     rows = [
         ("corelane.map", measure(lambda: run_corelane(heavy_tailed, costs), repeat)),
