@@ -105,13 +105,60 @@ def photo_jpeg(
 
     The pixels are stored as given; a viewer applying ``orientation`` shows them rotated/flipped.
     """
-    im = Image.fromarray(photo_array(width, height, seed), "RGB")
+    return jpeg_from_array(
+        photo_array(width, height, seed), quality=quality, orientation=orientation, make=make,
+        model=model, taken=taken, progressive=progressive,
+    )
+
+
+def jpeg_from_array(
+    array: np.ndarray,
+    *,
+    quality: int = 90,
+    orientation: int | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    taken: datetime | None = None,
+    progressive: bool = False,
+) -> bytes:
+    """Encode an RGB uint8 array as JPEG, with optional EXIF fields."""
     buf = io.BytesIO()
     kwargs: dict[str, object] = {"quality": quality, "progressive": progressive}
     if any(v is not None for v in (orientation, make, model, taken)):
         kwargs["exif"] = _exif(orientation, make, model, taken).tobytes()
-    im.save(buf, "JPEG", **kwargs)
+    Image.fromarray(array, "RGB").save(buf, "JPEG", **kwargs)
     return buf.getvalue()
+
+
+QUADRANT_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0))
+
+
+def quadrants(width: int = 96, height: int = 64) -> np.ndarray:
+    """An upright test card: red top-left, green top-right, blue bottom-left, yellow bottom-right."""
+    arr = np.zeros((height, width, 3), np.uint8)
+    h2, w2 = height // 2, width // 2
+    arr[:h2, :w2], arr[:h2, w2:], arr[h2:, :w2], arr[h2:, w2:] = QUADRANT_COLOURS
+    return arr
+
+
+def stored_for_orientation(upright: np.ndarray, orientation: int) -> np.ndarray:
+    """The pixels a camera stores so that a viewer applying EXIF ``orientation`` shows ``upright``.
+
+    Written from the EXIF definitions (where row 0 / column 0 of the stored image belong on the
+    display), independently of corelane's own transpose table.
+    """
+    u = upright
+    stored = {
+        1: u,
+        2: u[:, ::-1],  # mirrored horizontally
+        3: u[::-1, ::-1],  # rotated 180
+        4: u[::-1, :],  # mirrored vertically
+        5: u.transpose(1, 0, 2),  # mirrored along the main diagonal
+        6: np.rot90(u, 1),  # display = stored turned 90 degrees clockwise
+        7: u[::-1, ::-1].transpose(1, 0, 2),  # mirrored along the anti-diagonal
+        8: np.rot90(u, -1),  # display = stored turned 90 degrees counter-clockwise
+    }[orientation]
+    return np.ascontiguousarray(stored)
 
 
 def encode(array: np.ndarray, fmt: str, mode: str | None = None, **params: object) -> bytes:
