@@ -8,6 +8,7 @@
     ├── TaskTimeout        the item overran its budget (also a TimeoutError)
     ├── Cancelled          the caller stopped the run
     ├── Closed             the object was closed by you
+    ├── Full               a bound on pending work was reached (also a queue.Full)
     ├── Broken             the other end went away for good
     │   └── InitializerError   a worker's initializer raised; the pool will not respawn it
     ├── NotPicklable       cannot cross a process boundary (also a pickle.PicklingError)
@@ -25,6 +26,7 @@ between processes.
 from __future__ import annotations
 
 import pickle
+import queue
 import signal as _signal
 from typing import Any
 
@@ -201,3 +203,7 @@ class BadImage(CorelaneError, ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+class Full(CorelaneError, queue.Full):
+    """A bound on pending work was reached: collect results (e.g. ``Offloader.poll``) first."""
