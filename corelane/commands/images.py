@@ -1,0 +1,200 @@
+"""``corelane images``: resize a batch of image files on all cores, with a progress bar.
+
+    corelane images photos/ extra.png --out thumbs [--sizes 1024,512,128 --format webp
+                    --quality 85 --features features.jsonl --workers N]
+
+Each worker reads its file, runs :func:`corelane.imaging.process_image` and writes the outputs
+itself (``<stem>_<size>.<ext>``, the stem sanitized and made unique), so only a small summary
+crosses back to this process. A bad input is reported and counted; the others still run; the
+exit status is 1 when any input failed. Directories are walked for image-like file names; a file
+named on the command line is always tried (its format is read from its content either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Extensions picked up when walking a directory (files named explicitly are always tried).
+WALK_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the options of ``corelane images``."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory for the outputs")
+    parser.add_argument("--sizes", default="1024,512,128", help="long-edge sizes, comma-separated")
+    parser.add_argument("--format", default="webp", choices=["webp", "jpeg", "jpg", "png"])
+    parser.add_argument("--quality", type=int, default=85, help="1..100 (default 85)")
+    parser.add_argument(
+        "--features", metavar="FILE", help="also compute features, one JSON line per image"
+    )
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument(
+        "--max-pixels", type=int, default=None, help="pixel cap per image (default 89478485)"
+    )
+    parser.add_argument(
+        "--max-bytes", type=int, default=None, help="byte cap per input file (default 50 MiB)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def safe_stem(path: str | os.PathLike[str]) -> str:
+    """A file-name stem safe on any file system: ASCII letters, digits, ``._-`` only."""
+    stem = Path(path).stem
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    cleaned = _UNSAFE.sub("_", ascii_stem).strip("._-")[:80]
+    return cleaned or "image"
+
+
+def unique_stems(paths: list[Path]) -> list[str]:
+    """Safe stems for ``paths``, suffixed ``-2``, ``-3`` ... where they would collide."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        stem = safe_stem(path)
+        key = stem.lower()  # case-insensitive file systems collide too
+        seen[key] = seen.get(key, 0) + 1
+        stems.append(stem if seen[key] == 1 else f"{stem}-{seen[key]}")
+    return stems
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Expand directories (sorted, recursive); return (files, missing inputs)."""
+    files: list[Path] = []
+    missing: list[str] = []
+    for name in inputs:
+        path = Path(name)
+        if path.is_dir():
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for fname in sorted(names):
+                    if not fname.startswith(".") and Path(fname).suffix.lower() in WALK_EXTENSIONS:
+                        files.append(Path(root) / fname)
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(name)
+    return files, missing
+
+
+@dataclass(frozen=True)
+class _Task:
+    path: str
+    stem: str
+    out: str
+    options: Any  # ProcessOptions
+    limits: Any  # ImageLimits
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def process_file(task: _Task) -> dict[str, Any]:
+    """Worker side: read, process, write outputs; return a small JSON-able summary."""
+    from corelane.errors import BadImage
+    from corelane.imaging import process_image
+
+    size = os.path.getsize(task.path)
+    if size > task.limits.max_bytes:
+        raise BadImage(f"input is {size:,} bytes, over the {task.limits.max_bytes:,}-byte limit")
+    with open(task.path, "rb") as fh:
+        data = fh.read()
+    result = process_image(data, task.options, task.limits)
+    out = Path(task.out)
+    written: dict[str, str] = {}
+    for edge in task.options.sizes:
+        name = f"{task.stem}_{edge}.{result.extension}"
+        _write(out / name, result.outputs[edge])
+        written[str(edge)] = name
+    return {
+        "input": task.path,
+        "outputs": written,
+        "width": result.width,
+        "height": result.height,
+        "format": result.format,
+        "features": result.features,
+    }
+
+
+def _reason(failure: Any) -> str:
+    exc = failure.exception
+    cause = getattr(exc, "exception", None) or exc.__cause__
+    if cause is not None:
+        if isinstance(cause, OSError):
+            return f"cannot read the file: {cause.strerror or cause}"
+        return str(cause)
+    return str(exc).split("\n\n", 1)[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Process every input; print a summary; 0 if all succeeded, 1 if any failed, 2 on bad usage."""
+    import corelane
+    from corelane.imaging import ImageLimits, ProcessOptions
+
+    try:
+        options = ProcessOptions(
+            sizes=args.sizes, format=args.format, quality=args.quality,
+            features=args.features is not None,
+        )
+        limit_args = {"max_pixels": args.max_pixels, "max_bytes": args.max_bytes}
+        limits = ImageLimits(**{k: v for k, v in limit_args.items() if v is not None})
+        if args.workers is not None and args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    except ValueError as exc:
+        print(f"corelane images: {exc}", file=sys.stderr)
+        return 2
+
+    files, missing = collect_inputs(args.inputs)
+    for name in missing:
+        print(f"FAILED {name}: no such file or directory", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [
+        _Task(str(path), stem, str(out), options, limits)
+        for path, stem in zip(files, unique_stems(files), strict=True)
+    ]
+
+    started = time.perf_counter()
+    done = 0
+    failed = len(missing)
+    features_fh = open(args.features, "w", encoding="utf-8") if args.features else None  # noqa: SIM115
+    try:
+        if tasks:
+            results = corelane.imap_unordered(
+                process_file, tasks, workers=args.workers, progress=not args.quiet, errors="return"
+            )
+            for item in results:
+                if isinstance(item, corelane.Failure):
+                    failed += 1
+                    print(f"FAILED {item.item.path}: {_reason(item)}", file=sys.stderr)
+                    continue
+                done += 1
+                if features_fh is not None:
+                    record = {k: item[k] for k in ("input", "outputs")} | (item["features"] or {})
+                    features_fh.write(json.dumps(record) + "\n")
+    finally:
+        if features_fh is not None:
+            features_fh.close()
+    elapsed = time.perf_counter() - started
+    total = len(tasks) + len(missing)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    print(
+        f"processed {done} of {total} images ({failed} failed) in {elapsed:.1f} s, "
+        f"{rate:.1f} images/s; outputs in {out}"
+    )
+    return 1 if failed else 0
