@@ -1,0 +1,90 @@
+"""``corelane serve``: the image web service on gunicorn (gthread worker, WebSocket included).
+
+Why gunicorn with one gthread process: Flask-SocketIO keeps its rooms in memory, so one process
+serves every client; threads carry concurrent requests and each open WebSocket (simple-websocket
+needs no monkey-patching, so the engine's worker processes start clean). The app is built inside
+the gunicorn worker process, so the job runner thread and its engine pool live there too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from corelane.service.config import ServiceConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1; others need "
+                                       "CORELANE_API_TOKEN)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8000)")
+    parser.add_argument("--data-dir", type=Path, help="database, uploads and outputs "
+                                                      "(default ./corelane-data)")
+    parser.add_argument("--workers", type=int, help="engine worker processes (default: all CPUs)")
+    parser.add_argument("--db", dest="db_url", help="SQLAlchemy URL (default SQLite in the "
+                                                    "data dir; postgresql+psycopg://... works)")
+    parser.add_argument("--threads", type=int, help="web server threads (default 64)")
+    parser.add_argument("--log-level", default="info", help="gunicorn log level (default info)")
+
+
+def build_config(args: argparse.Namespace) -> ServiceConfig:
+    """CLI flags over ``CORELANE_*`` env vars over defaults."""
+    return ServiceConfig.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
+                                  workers=args.workers, db_url=args.db_url, threads=args.threads)
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("corelane")
+    if service is not None:
+        service.close()
+
+
+def make_server(config: ServiceConfig, log_level: str = "info") -> Any:
+    """A gunicorn application serving ``create_app(config)`` (not started)."""
+    from gunicorn.app.base import BaseApplication
+
+    class CorelaneServer(BaseApplication):
+        def load_config(self) -> None:
+            settings = {
+                "bind": [_bind(config.host, config.port)],
+                "workers": 1,  # Socket.IO state lives in one process (no sticky sessions)
+                "worker_class": "gthread",
+                "threads": config.threads,
+                "timeout": 60,
+                "graceful_timeout": 5,
+                "keepalive": 5,
+                "loglevel": log_level,
+                "accesslog": None,
+                "errorlog": "-",
+                "proc_name": "corelane-serve",
+                "worker_exit": _worker_exit,
+                "when_ready": lambda _server: print(
+                    f"corelane: serving http://{_bind(config.host, config.port)}/ "
+                    f"(data in {config.data_dir.resolve()}); Ctrl-C stops", flush=True),
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from corelane.service.app import create_app
+
+            return create_app(config)
+
+    return CorelaneServer()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = build_config(args)
+        config.check_exposure()
+    except ValueError as exc:
+        print(f"corelane serve: {exc}", file=sys.stderr)
+        return 2
+    make_server(config, args.log_level).run()
+    return 0

@@ -1,0 +1,155 @@
+"""The OpenAPI 3.1 document of the REST API (served at /api/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+
+
+def _job_path(summary: str, ok: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    responses: dict[str, Any] = {ok: {"description": "the job",
+                                      "content": {"application/json": {
+                                          "schema": {"$ref": "#/components/schemas/Job"}}}},
+                                 "404": _ERROR}
+    responses.update(extra or {})
+    return {"summary": summary, "parameters": [{"$ref": "#/components/parameters/JobId"}],
+            "responses": responses}
+
+
+def openapi_document() -> dict[str, Any]:
+    """Build the document (a plain dict, validated by the tests)."""
+    job_schema = {
+        "type": "object",
+        "required": ["id", "state", "total", "done", "failed", "options"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "state": {"type": "string",
+                      "enum": ["queued", "running", "done", "failed", "cancelled"]},
+            "options": {"$ref": "#/components/schemas/Options"},
+            "total": {"type": "integer"}, "done": {"type": "integer"},
+            "failed": {"type": "integer"}, "cancelled": {"type": "integer"},
+            "queued": {"type": "integer"},
+            "created_at": {"type": "number"},
+            "started_at": {"type": ["number", "null"]},
+            "finished_at": {"type": ["number", "null"]},
+            "urls": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    }
+    item_schema = {
+        "type": "object",
+        "required": ["id", "idx", "name", "state"],
+        "properties": {
+            "id": {"type": "string"}, "job_id": {"type": "string"},
+            "idx": {"type": "integer"},
+            "name": {"type": "string", "description": "the client's file name (metadata only)"},
+            "state": {"type": "string", "enum": ["queued", "done", "failed", "cancelled"]},
+            "error": {"type": ["string", "null"]},
+            "attempts": {"type": "integer"},
+            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "format": {"type": ["string", "null"]}, "mode": {"type": ["string", "null"]},
+            "output_format": {"type": ["string", "null"]},
+            "source_bytes": {"type": "integer"},
+            "finished_at": {"type": ["number", "null"]},
+            "outputs": {"type": "object", "additionalProperties": {
+                "type": "object", "properties": {
+                    "width": {"type": "integer"}, "height": {"type": "integer"},
+                    "bytes": {"type": "integer"}, "url": {"type": "string"}}}},
+            "features": {"type": ["object", "null"],
+                         "description": "mean colour, dominant colours, histogram, phash, "
+                                        "sharpness, EXIF (see docs/service.md)"},
+        },
+    }
+    options_schema = {
+        "type": "object",
+        "properties": {
+            "sizes": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "format": {"type": "string", "enum": ["webp", "jpeg", "png"]},
+            "quality": {"type": "integer", "minimum": 1, "maximum": 100},
+            "features": {"type": "boolean"},
+        },
+    }
+    json_job = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "corelane image service", "version": "1.0.0",
+                 "description": "Upload images, process them on all cores, follow progress "
+                                "over Socket.IO (events in docs/events.md)."},
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/api/jobs": {
+                "post": {
+                    "summary": "Create a job from uploaded images",
+                    "requestBody": {"required": True, "content": {"multipart/form-data": {
+                        "schema": {
+                            "type": "object", "required": ["files"],
+                            "properties": {
+                                "files": {"type": "array",
+                                          "items": {"type": "string", "format": "binary"}},
+                                "sizes": {"type": "string", "example": "1024,512,128"},
+                                "format": {"type": "string", "enum": ["webp", "jpeg", "png"]},
+                                "quality": {"type": "integer", "minimum": 1, "maximum": 100},
+                                "features": {"type": "boolean"},
+                            }}}}},
+                    "responses": {"202": {"description": "job accepted", "content": json_job},
+                                  "400": _ERROR, "413": _ERROR, "415": _ERROR},
+                },
+                "get": {
+                    "summary": "List jobs, newest first",
+                    "parameters": [{"name": "limit", "in": "query",
+                                    "schema": {"type": "integer", "minimum": 1,
+                                               "maximum": 500}}],
+                    "responses": {"200": {"description": "jobs", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "jobs": {"type": "array",
+                                     "items": {"$ref": "#/components/schemas/Job"}}}}}}},
+                        "400": _ERROR},
+                },
+            },
+            "/api/jobs/{job_id}": {"get": _job_path("Get a job with its counts", "200")},
+            "/api/jobs/{job_id}/items": {"get": {
+                "summary": "List a job's items with their features",
+                "parameters": [{"$ref": "#/components/parameters/JobId"}],
+                "responses": {"200": {"description": "items", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {"items": {
+                        "type": "array", "items": {"$ref": "#/components/schemas/Item"}}}}}}},
+                    "404": _ERROR}}},
+            "/api/jobs/{job_id}/items/{item_id}/outputs/{size}": {"get": {
+                "summary": "Download one output size of an item",
+                "parameters": [{"$ref": "#/components/parameters/JobId"},
+                               {"name": "item_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}},
+                               {"name": "size", "in": "path", "required": True,
+                                "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "the image", "content": {
+                    "image/webp": {}, "image/jpeg": {}, "image/png": {}}}, "404": _ERROR}}},
+            "/api/jobs/{job_id}/zip": {"get": {
+                "summary": "Download every output of a job as a ZIP (with manifest.json)",
+                "parameters": [{"$ref": "#/components/parameters/JobId"}],
+                "responses": {"200": {"description": "ZIP archive",
+                                      "content": {"application/zip": {}}},
+                              "404": _ERROR, "409": _ERROR}}},
+            "/api/jobs/{job_id}/cancel": {"post": _job_path(
+                "Cancel a queued or running job", "202", {"409": _ERROR})},
+            "/api/jobs/{job_id}/retry": {"post": _job_path(
+                "Queue a finished job's failed items again", "202", {"409": _ERROR})},
+            "/api/health": {"get": {"summary": "Liveness and queue length", "responses": {
+                "200": {"description": "ok", "content": {"application/json": {
+                    "schema": {"type": "object"}}}}}}},
+        },
+        "components": {
+            "schemas": {
+                "Job": job_schema, "Item": item_schema, "Options": options_schema,
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "object", "properties": {
+                        "type": {"type": "string"}, "message": {"type": "string"},
+                        "status": {"type": "integer"}}}}},
+            },
+            "parameters": {"JobId": {"name": "job_id", "in": "path", "required": True,
+                                     "schema": {"type": "string"}}},
+            "responses": {"Error": {"description": "an error, explained", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "only when CORELANE_API_TOKEN is set"}},
+        },
+    }

@@ -1,0 +1,221 @@
+"""The REST API (JSON under /api) and its OpenAPI document at /api/openapi.json.
+
+Uploads are checked by content, never by name or declared type: each file is probed (format and
+dimensions from its header, against the allow-list and the pixel cap) before it is stored, and a
+file that fails becomes a failed item with its reason, while the others of the job run. Malformed
+requests (not multipart, no files, bad options) get a 4xx JSON error and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+from werkzeug.utils import secure_filename
+
+from corelane.errors import BadImage, JobNotFound, ServiceError, UploadRejected
+from corelane.service._openapi import openapi_document
+from corelane.service.jobs import EventName, ItemState
+from corelane.service.objects import new_id
+from corelane.service.views import public_item, public_job, token_ok
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+OPEN_ENDPOINTS = {"api.openapi", "api.health"}
+
+
+def _service() -> Any:
+    return current_app.extensions["corelane"]
+
+
+@bp.before_request
+def _guard() -> None:
+    """Token (when configured) and same-origin checks for every API call."""
+    service = _service()
+    if request.endpoint not in OPEN_ENDPOINTS and not token_ok(service.config, request):
+        raise ServiceError("this server requires an API token (Authorization: Bearer ...)",
+                           status=401)
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        origin = request.headers.get("Origin")
+        if origin and origin.rstrip("/") != request.host_url.rstrip("/") \
+                and origin not in service.config.allowed_origins:
+            raise ServiceError(f"cross-origin request from {origin} refused", status=403)
+
+
+def parse_options(form: Any) -> dict[str, Any]:
+    """Validate the job options of an upload form into a JSON-able dict.
+
+    Raises:
+        UploadRejected: an option is malformed (the message names it).
+    """
+    from corelane.imaging import ProcessOptions
+
+    raw_features = str(form.get("features", "true")).strip().lower()
+    if raw_features not in _TRUE | _FALSE:
+        raise UploadRejected(f"features must be true or false, got {raw_features!r}")
+    raw_quality = str(form.get("quality", "85")).strip()
+    if not raw_quality.isdigit():
+        raise UploadRejected(f"quality must be a whole number 1..100, got {raw_quality!r}")
+    try:
+        opts = ProcessOptions(sizes=form.get("sizes", "1024,512,128"),
+                              format=form.get("format", "webp"), quality=int(raw_quality),
+                              features=raw_features in _TRUE)
+    except ValueError as exc:
+        raise UploadRejected(f"bad options: {exc}") from None
+    return {"sizes": list(opts.sizes), "format": opts.format, "quality": opts.quality,
+            "features": opts.features}
+
+
+def _display_name(name: str | None, idx: int) -> str:
+    """The client's file name, kept as metadata only (control characters dropped, bounded)."""
+    text = "".join(ch for ch in (name or "") if ch.isprintable()).strip()
+    return text[:255] or f"image-{idx + 1}"
+
+
+@bp.post("/jobs")
+def create_job() -> Any:
+    service = _service()
+    config = service.config
+    if request.mimetype != "multipart/form-data":
+        raise UploadRejected("send images as multipart/form-data in the 'files' field",
+                             status=415)
+    files = request.files.getlist("files") + request.files.getlist("file")
+    if not files:
+        raise UploadRejected("no images: send one or more files in the 'files' field")
+    if len(files) > config.max_files:
+        raise UploadRejected(f"{len(files)} files is more than the {config.max_files} allowed "
+                             "in one job", status=413)
+    options = parse_options(request.form)
+    from corelane.imaging import ImageLimits, probe
+
+    limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=config.max_file_bytes)
+    rows = []
+    for idx, f in enumerate(files):
+        row: dict[str, Any] = {"id": new_id(), "idx": idx,
+                               "name": _display_name(f.filename, idx)}
+        data = f.stream.read(config.max_file_bytes + 1)
+        row["source_bytes"] = len(data)
+        error = None
+        if not data:
+            error = "empty file (0 bytes)"
+        elif len(data) > config.max_file_bytes:
+            error = f"file is larger than the {config.max_file_bytes // 2**20} MiB limit per image"
+        else:
+            try:
+                info = probe(data, limits)
+            except BadImage as exc:
+                error = str(exc)
+            else:
+                row["format"] = info.get("format")
+                row["width"] = info.get("width")
+                row["height"] = info.get("height")
+                row["source_key"] = service.objects.put_source(data)
+        if error:
+            row.update(state=ItemState.FAILED.value, error=error)
+        rows.append(row)
+    job_id = new_id()
+    service.store.create_job(job_id, options, rows)
+    job = public_job(service.store.get_job(job_id))
+    service.publish(EventName.JOB_CREATED, job_id, {"job_id": job_id, "job": job})
+    service.wake_runner()
+    return jsonify(job), 202, {"Location": job["urls"]["self"]}
+
+
+@bp.get("/jobs")
+def list_jobs() -> Any:
+    limit = request.args.get("limit", "50")
+    if not limit.isdigit() or not 1 <= int(limit) <= 500:
+        raise UploadRejected("limit must be a whole number 1..500")
+    jobs = [public_job(j) for j in _service().store.list_jobs(int(limit))]
+    return jsonify({"jobs": jobs})
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Any:
+    return jsonify(public_job(_service().store.get_job(job_id)))
+
+
+@bp.get("/jobs/<job_id>/items")
+def list_items(job_id: str) -> Any:
+    store = _service().store
+    store.get_job(job_id)
+    return jsonify({"items": [public_item(i) for i in store.list_items(job_id)]})
+
+
+@bp.get("/jobs/<job_id>/items/<item_id>/outputs/<size>")
+def get_output(job_id: str, item_id: str, size: str) -> Any:
+    service = _service()
+    item = service.store.get_item(job_id, item_id)
+    info = (item.get("outputs") or {}).get(size)
+    if info is None:
+        raise JobNotFound(f"item {item_id} has no output of size {size!r}")
+    path = service.objects.path(info["key"])
+    fmt = item["output_format"] or "octet-stream"
+    return send_file(path, mimetype=f"image/{fmt}", max_age=3600, conditional=True)
+
+
+def _zip_base(item: dict[str, Any]) -> str:
+    stem = secure_filename(item["name"].rsplit(".", 1)[0]) or "image"
+    return f"{item['idx'] + 1:03d}-{stem[:60]}"
+
+
+@bp.get("/jobs/<job_id>/zip")
+def download_zip(job_id: str) -> Any:
+    service = _service()
+    service.store.get_job(job_id)
+    done = service.store.list_items(job_id, ItemState.DONE)
+    if not done:
+        raise ServiceError(f"job {job_id} has no finished image yet", status=409)
+    spool = tempfile.SpooledTemporaryFile(max_size=32 * 2**20)  # noqa: SIM115 (send_file closes it)
+    manifest = []
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as zf:
+        for item in done:
+            base = _zip_base(item)
+            files = {}
+            for size, info in sorted((item["outputs"] or {}).items(), key=lambda kv: -int(kv[0])):
+                ext = info["key"].rsplit(".", 1)[-1]
+                arcname = f"{base}/{size}.{ext}"
+                zf.write(service.objects.path(info["key"]), arcname)
+                files[size] = arcname
+            manifest.append({"name": item["name"], "width": item["width"],
+                             "height": item["height"], "format": item["format"],
+                             "files": files, "features": item["features"]})
+        zf.writestr("manifest.json", json.dumps(manifest, indent=2))
+    spool.seek(0)
+    return send_file(spool, mimetype="application/zip", as_attachment=True,
+                     download_name=f"corelane-{job_id[:8]}.zip")
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> Any:
+    service = _service()
+    job = public_job(service.store.cancel_job(job_id))
+    service.cancel_running(job_id)
+    service.publish(EventName.JOB_CANCELLED, job_id, {"job_id": job_id, "job": job})
+    return jsonify(job), 202
+
+
+@bp.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str) -> Any:
+    service = _service()
+    job = public_job(service.store.retry_job(job_id))
+    service.publish(EventName.JOB_QUEUED, job_id, {"job_id": job_id, "job": job})
+    service.wake_runner()
+    return jsonify(job), 202
+
+
+@bp.get("/health")
+def health() -> Any:
+    service = _service()
+    return jsonify({"status": "ok", "queued_jobs": service.store.queued_count(),
+                    "running_job": service.running_job(), "workers": service.workers})
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    return jsonify(openapi_document())

@@ -1,0 +1,164 @@
+"""Service configuration in one place: a dataclass read from CLI flags and ``CORELANE_*`` env vars.
+
+Precedence: explicit keyword overrides (CLI flags) > environment > defaults. Every field has a safe
+default: bind 127.0.0.1, caps on uploads and pixels, Socket.IO same-origin only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CORELANE_"
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything ``corelane serve`` can be told.
+
+    Attributes:
+        host: address to bind; anything but loopback requires ``api_token``.
+        port: TCP port.
+        data_dir: where the SQLite database, uploads and outputs live.
+        db_url: SQLAlchemy URL; default ``sqlite:///<data_dir>/corelane.db``. PostgreSQL works by
+            URL (``postgresql+psycopg://user@host/db``) with the same code.
+        workers: engine worker processes (default: the CPUs this process may use).
+        threads: web server threads (each open WebSocket holds one).
+        max_request_bytes: cap on one upload request (HTTP 413 above it).
+        max_file_bytes: cap on one uploaded image (a per-item error above it).
+        max_files: cap on the number of images in one job.
+        max_pixels: width x height cap, checked from the header before decoding.
+        allowed_origins: extra origins allowed for Socket.IO and state-changing requests;
+            empty means same origin only.
+        api_token: when set, every API call and Socket.IO connection must present it.
+        item_timeout: seconds one image may take before its worker is replaced.
+        max_attempts: tries for an image whose worker dies (a poison input) before it fails.
+        nice: how much lower than the web process the workers run (os.nice increment).
+        start_method: how engine workers start; never fork (the web process has threads).
+        run_jobs: start the local runner (tests of the API alone may turn it off).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./corelane-data")
+    db_url: str | None = None
+    workers: int | None = None
+    threads: int = 64
+    max_request_bytes: int = 512 * 2**20
+    max_file_bytes: int = 50 * 2**20
+    max_files: int = 1000
+    max_pixels: int = 89_478_485
+    allowed_origins: tuple[str, ...] = ()
+    api_token: str | None = None
+    item_timeout: float = 120.0
+    max_attempts: int = 3
+    nice: int = 10
+    start_method: str = "forkserver"
+    run_jobs: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.start_method not in ("forkserver", "spawn"):
+            raise ValueError("start_method must be forkserver or spawn (the web process has threads)")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} is out of range")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("workers must be >= 1")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if self.api_token == "":
+            object.__setattr__(self, "api_token", None)
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL in effect."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'corelane.db').resolve()}"
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when ``host`` only accepts connections from this machine."""
+        if self.host in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check_exposure(self) -> None:
+        """Refuse to serve beyond loopback without an API token.
+
+        Raises:
+            ValueError: ``host`` is not loopback and no ``api_token`` is set.
+        """
+        if not self.is_loopback and not self.api_token:
+            raise ValueError(
+                f"binding {self.host} exposes the service beyond this machine: set "
+                f"{ENV_PREFIX}API_TOKEN to a secret that clients must present"
+            )
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> ServiceConfig:
+        """Build a config from ``CORELANE_<FIELD>`` variables, then apply ``overrides``.
+
+        Overrides whose value is None are ignored, so unset CLI flags fall through to the env.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> ServiceConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+_INTS = {"port", "workers", "threads", "max_request_bytes", "max_file_bytes", "max_files",
+         "max_pixels", "max_attempts", "nice"}
+_FLOATS = {"item_timeout"}
+
+
+def _convert(name: str, raw: str) -> Any:
+    try:
+        if name in _INTS:
+            return int(raw)
+        if name in _FLOATS:
+            return float(raw)
+        if name == "run_jobs":
+            return _parse_bool(raw)
+        if name == "allowed_origins":
+            return _parse_list(raw)
+        if name == "data_dir":
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: {exc}") from None
+    return raw
