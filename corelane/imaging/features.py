@@ -42,8 +42,8 @@ def mean_colour(rgb: np.ndarray, weights: np.ndarray) -> list[int]:
     total = float(weights.sum())
     if total <= 0:
         return [0, 0, 0]
-    flat = rgb.reshape(-1, 3).astype(np.float64)
-    mean = (flat * weights.reshape(-1, 1)).sum(axis=0) / total
+    # A matrix-vector product: one pass, no (N, 3) temporary of weighted values.
+    mean = weights.reshape(-1).astype(np.float64) @ rgb.reshape(-1, 3).astype(np.float64) / total
     return [int(round(v)) for v in mean]
 
 
