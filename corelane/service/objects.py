@@ -70,6 +70,14 @@ class ObjectStore:
         """The key of one output size of an item (deterministic: a re-run overwrites it)."""
         return f"out/{item_id[:2]}/{item_id}/{size}.{extension}"
 
+    def sweep_temp(self) -> int:
+        """Remove temp files a crash left behind (call when no writer runs); returns the count."""
+        removed = 0
+        for path in self.root.rglob(".tmp-*"):
+            _unlink_quiet(str(path))
+            removed += 1
+        return removed
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 

@@ -82,6 +82,7 @@ class LocalRunner:
         recovered = self.store.recover()
         if recovered:
             log.info("requeued %d job(s) left running: %s", len(recovered), recovered)
+            self.objects.sweep_temp()  # half-written outputs of the interrupted items
         self._thread = threading.Thread(target=self._loop, name="corelane-runner", daemon=True)
         self._thread.start()
 
