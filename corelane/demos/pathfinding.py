@@ -191,10 +191,9 @@ def path_is_valid(grid: PreparedGrid, path: Path, start: int, goal: int) -> bool
     for a, b in zip(path, path[1:], strict=False):
         if not grid.free(b):
             return False
-        if abs(a - b) == 1:
-            if a // w != b // w:  # wrapped around a row end
-                return False
-        elif abs(a - b) != w:
+        vertical = abs(a - b) == w
+        horizontal = abs(a - b) == 1 and a // w == b // w  # not wrapping around a row end
+        if not (vertical or horizontal):
             return False
     return grid.free(path[0])
 
