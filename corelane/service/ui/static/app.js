@@ -220,12 +220,16 @@
         row.append(doms); body.append(row);
       }
       if (f.histogram) body.append(histogramSvg(f.histogram));
-      body.append(el("div", { class: "row kv" }, "phash ", el("code", { text: f.phash || "–" }), " · sharpness ",
-        el("b", { text: f.sharpness != null ? Number(f.sharpness).toFixed(1) : "–" })));
+      const facts = el("dl", { class: "facts" });
+      const fact = (k, v, cls) => { facts.append(el("dt", { text: k }), el("dd", { class: cls || null, text: v })); };
+      fact("phash", f.phash || "–", "mono");
+      fact("sharpness", f.sharpness != null ? Number(f.sharpness).toFixed(1) : "–");
       if (f.exif) {
-        const parts = [[f.exif.make, f.exif.model].filter(Boolean).join(" "), f.exif.taken].filter(Boolean);
-        if (parts.length) body.append(el("div", { class: "kv exif", text: "📷 " + parts.join(" · ") }));
+        const camera = [f.exif.make, f.exif.model].filter(Boolean).join(" ");
+        if (camera) fact("camera", camera, "exif");
+        if (f.exif.taken) fact("taken", f.exif.taken.replace("T", " "), "exif");
       }
+      body.append(facts);
     }
     if (sizes.length) {
       const links = el("div", { class: "row sizes" });
