@@ -7,6 +7,7 @@ where the agent stands and stays valid while it walks.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
@@ -48,6 +49,7 @@ class Counters:
     unreachable: int = 0  # answers "no path"
     failures: int = 0  # Failures from the workers
     results_at: list[float] = field(default_factory=list)  # perf_counter of recent results
+    latency_s: list[float] = field(default_factory=list)  # request -> answer applied, per answer
 
 
 class Scene:
@@ -69,6 +71,7 @@ class Scene:
         self.path: list[Path | None] = [None] * config.agents
         self.step: list[int] = [0] * config.agents
         self.asked: list[tuple[int, int] | None] = [None] * config.agents  # (start, goal) in flight
+        self.asked_at: list[float] = [0.0] * config.agents
         self.retries: list[int] = [0] * config.agents
         self.needs_plan: set[int] = set(range(config.agents))
         self.counters = Counters()
@@ -100,12 +103,13 @@ class Scene:
 
     # ------------------------------------------------------------------ planning
 
-    def take_requests(self) -> list[tuple[int, int, int]]:
+    def take_requests(self, now: float) -> list[tuple[int, int, int]]:
         """The (agent, start, goal) requests to send now; those agents wait for their path."""
         out = []
         for agent in sorted(self.needs_plan):
             start, goal = self.pos[agent], self.goal_cell(agent)
             self.asked[agent] = (start, goal)
+            self.asked_at[agent] = now
             self.path[agent] = None
             out.append((agent, start, goal))
         self.needs_plan.clear()
@@ -124,6 +128,7 @@ class Scene:
         self.path[agent] = path
         self.step[agent] = 0
         self.counters.results_at.append(now)
+        self.counters.latency_s.append(now - self.asked_at[agent])
         if path is None:
             self.counters.unreachable += 1
         else:
@@ -256,9 +261,10 @@ def step_planning(scene: Scene, planner: Planner, now: float) -> None:
         else:
             agent, path = outcome
             scene.apply(agent, path, now)
-    for agent, start, goal in scene.take_requests():
+    for agent, start, goal in scene.take_requests(now):
         planner.request(agent, start, goal)
     if planner.mode == "inline":  # answered already: apply them in this same frame
+        done = time.perf_counter()
         for outcome in planner.poll():
             if not isinstance(outcome, Failure):
-                scene.apply(outcome[0], outcome[1], now)
+                scene.apply(outcome[0], outcome[1], done)

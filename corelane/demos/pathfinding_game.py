@@ -47,6 +47,7 @@ class RunResult:
     unreachable: int
     failures: int
     requests: int
+    latency_s: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     def percentiles(self) -> tuple[float, float, float]:
@@ -233,7 +234,7 @@ def run_scene(config: SceneConfig, mode: str, *, frames: int, workers: int | Non
             game.screenshot(screenshot)
         c = scene.counters
         return RunResult(mode, game.frame_ms, c.solved, c.unreachable, c.failures, c.requests,
-                         problems)
+                         c.latency_s, problems)
     finally:
         game.close()
 
@@ -254,6 +255,6 @@ def play(config: SceneConfig, mode: str = "offload", workers: int | None = None,
                 print(f"window shown {game.map_px}x{game.map_px + HUD_HEIGHT}", flush=True)
         c = scene.counters
         return RunResult(game.planner.mode, game.frame_ms, c.solved, c.unreachable, c.failures,
-                         c.requests)
+                         c.requests, c.latency_s)
     finally:
         game.close()
