@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,4 +62,5 @@ def process_item(task: ItemTask) -> dict[str, Any]:
         "output_format": result.output_format,
         "outputs": outputs,
         "features": result.features,
+        "worker_done_at": time.time(),  # for the progress-latency benchmark
     }

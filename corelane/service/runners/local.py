@@ -219,7 +219,8 @@ class LocalRunner:
                             settled_here += 1
                             self._publish(EventName.ITEM_DONE, job_id, {
                                 "job_id": job_id,
-                                "item": self.store.get_item(job_id, res["item_id"])})
+                                "item": self.store.get_item(job_id, res["item_id"]),
+                                "worker_done_at": res.get("worker_done_at")})
                     progress()
                     if self._is_cancelled(job_id):
                         break
