@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, jsonify, make_response, redirect, render_template, request
 from flask_socketio import SocketIO
@@ -24,6 +24,9 @@ from corelane.service.objects import ObjectStore
 from corelane.service.runners.local import LocalRunner
 from corelane.service.store import Store
 from corelane.service.views import TOKEN_COOKIE, token_ok
+
+if TYPE_CHECKING:
+    from corelane.service.runners.celery import CeleryRunner
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class Service:
     objects: ObjectStore
     bus: Bus
     socketio: SocketIO
-    runner: LocalRunner | None = None
+    runner: LocalRunner | CeleryRunner | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,10 +95,19 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
 
     store = Store(config.database_url)
     objects = ObjectStore(config.data_dir / "objects")
-    bus = LocalBus()
+    bus: Bus
+    if config.broker_url:
+        # Distributed: events from any worker host arrive over Redis pub/sub, and Socket.IO
+        # shares rooms through Redis too, so several web processes can serve the same jobs.
+        from corelane.service.bus_redis import RedisBus
+
+        bus = RedisBus(config.broker_url)
+    else:
+        bus = LocalBus()
     socketio = SocketIO(app, async_mode="threading",
                         cors_allowed_origins=list(config.allowed_origins) or None,
-                        max_http_buffer_size=64 * 1024, ping_interval=10)
+                        max_http_buffer_size=64 * 1024, ping_interval=10,
+                        message_queue=config.broker_url)
     service = Service(config, store, objects, bus, socketio)
     app.extensions["corelane"] = service
 
@@ -138,6 +150,11 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
                                config=config)
 
     if config.run_jobs:
-        service.runner = LocalRunner(store, objects, bus, config, **runner_options)
+        if config.broker_url:
+            from corelane.service.runners.celery import CeleryRunner
+
+            service.runner = CeleryRunner(store, objects, bus, config)
+        else:
+            service.runner = LocalRunner(store, objects, bus, config, **runner_options)
         service.runner.start()
     return app

@@ -53,7 +53,12 @@ class ServiceConfig:
         max_attempts: tries for an image whose worker dies (a poison input) before it fails.
         nice: how much lower than the web process the workers run (os.nice increment).
         start_method: how engine workers start; never fork (the web process has threads).
-        run_jobs: start the local runner (tests of the API alone may turn it off).
+        run_jobs: start the runner (tests of the API alone may turn it off).
+        broker_url: a Redis URL (``redis://HOST:6379/0``): items run as Celery tasks on
+            ``corelane worker`` hosts and progress travels over Redis pub/sub; None keeps
+            everything embedded (the local runner on this machine's cores).
+        visibility_timeout: seconds after which Redis hands an unacknowledged task (its worker
+            host vanished) to another worker; longer than the slowest image.
     """
 
     host: str = "127.0.0.1"
@@ -73,6 +78,8 @@ class ServiceConfig:
     nice: int = 10
     start_method: str = "forkserver"
     run_jobs: bool = True
+    broker_url: str | None = None
+    visibility_timeout: float = 3600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,6 +94,12 @@ class ServiceConfig:
             raise ValueError("max_attempts must be >= 1")
         if self.api_token == "":
             object.__setattr__(self, "api_token", None)
+        if self.broker_url == "":
+            object.__setattr__(self, "broker_url", None)
+        if self.broker_url is not None and not self.broker_url.startswith(("redis://", "rediss://")):
+            raise ValueError(f"broker must be a redis:// URL, got {self.broker_url!r}")
+        if self.visibility_timeout <= 0:
+            raise ValueError("visibility_timeout must be > 0 seconds")
 
     @property
     def database_url(self) -> str:
@@ -144,7 +157,7 @@ class ServiceConfig:
 
 _INTS = {"port", "workers", "threads", "max_request_bytes", "max_file_bytes", "max_files",
          "max_pixels", "max_attempts", "nice"}
-_FLOATS = {"item_timeout"}
+_FLOATS = {"item_timeout", "visibility_timeout"}
 
 
 def _convert(name: str, raw: str) -> Any:

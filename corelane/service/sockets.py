@@ -74,9 +74,12 @@ def register(socketio: SocketIO, service: Any) -> None:
         if "job" in payload:
             payload["job"] = public_job(payload["job"])
         payload["sent_at"] = event.sent_at
-        socketio.emit(event.name, payload, to=job_room(event.job_id))
+        # Every web process gets every bus event and relays it to its own clients only
+        # (ignore_queue), so a Socket.IO message queue shared by several processes never
+        # delivers the same event twice.
+        socketio.emit(event.name, payload, to=job_room(event.job_id), ignore_queue=True)
         if event.name in _LIST_EVENTS:
-            socketio.emit(event.name, payload, to=JOBS_ROOM)
+            socketio.emit(event.name, payload, to=JOBS_ROOM, ignore_queue=True)
 
     service.bus.subscribe(relay)
 

@@ -1,0 +1,117 @@
+"""Progress over Redis pub/sub: events published on any host reach every web process.
+
+Same three methods as :class:`~corelane.service.bus.LocalBus`. Events are JSON (never pickle).
+Pub/sub is fire-and-forget: an event published while the Redis connection is down is lost, which
+is acceptable because events only speed up what the store already knows (the page re-reads the
+truth on the next event or reconnect). The subscriber reconnects by itself, with backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+
+import redis
+
+from corelane.service.bus import BusEvent, Handler
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "corelane:events"
+RECONNECT_MAX_S = 2.0  # cap of the reconnect backoff: progress resumes within this after Redis returns
+POLL_S = 0.5  # how long one get_message waits, so close() is noticed promptly
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client with bounded waits: no call blocks forever on a dead connection."""
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+                                health_check_interval=10, retry_on_timeout=True)
+
+
+class RedisBus:
+    """Publish to, and subscribe from, one Redis pub/sub channel."""
+
+    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+        self.url = url
+        self.channel = channel
+        self._client = redis_client(url)
+        self._handlers: list[Handler] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self.reconnects = 0
+
+    def publish(self, event: BusEvent) -> None:
+        try:
+            self._client.publish(self.channel, json.dumps(event.to_dict()))
+        except redis.RedisError as exc:
+            log.warning("progress event %s for job %s not sent: %s", event.name, event.job_id, exc)
+
+    def subscribe(self, handler: Handler) -> None:
+        with self._lock:
+            self._handlers.append(handler)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._listen, name="corelane-redis-bus",
+                                                daemon=True)
+                self._thread.start()
+
+    def _listen(self) -> None:
+        backoff = 0.1
+        while not self._closed.is_set():
+            pubsub = None
+            try:
+                pubsub = redis_client(self.url).pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(self.channel)
+                backoff = 0.1
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=POLL_S)
+                    if message and message.get("type") == "message":
+                        self._dispatch(message["data"])
+            except (redis.RedisError, OSError) as exc:
+                if self._closed.is_set():
+                    break
+                self.reconnects += 1
+                log.warning("Redis bus lost its connection (%s); reconnecting in %.1f s", exc, backoff)
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(redis.RedisError, OSError):
+                        pubsub.close()
+
+    def _dispatch(self, raw: bytes | str) -> None:
+        try:
+            event = BusEvent.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed event on %s", self.channel)
+            return
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:  # a broken handler must not stop the others
+                log.exception("bus handler %r failed on %s", handler, event.name)
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._client.close()
+
+
+def wait_for_redis(url: str, timeout: float = 10.0) -> None:
+    """Block until Redis answers PING (bounded); raise ConnectionError otherwise."""
+    client = redis_client(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.RedisError as exc:
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"Redis at {url} does not answer: {exc}") from None
+            time.sleep(0.1)
+        finally:
+            client.close()

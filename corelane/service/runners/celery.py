@@ -1,0 +1,321 @@
+"""The distributed runner: items become Celery tasks over Redis, run by ``corelane worker`` hosts.
+
+::
+
+    web process (CeleryRunner)                 Redis                 corelane worker (any host)
+    claim oldest queued job  --send_task-->  queue "corelane"  -->  process_item(job, item)
+                                                                      read upload (shared dir)
+    relay to browsers  <--- pub/sub "corelane:events" <-----------  write outputs, settle item
+                                                                      in the store, publish
+
+Delivery is at-least-once and every write is idempotent, so nothing is lost or duplicated:
+
+- JSON only (``accept_content=["json"]``): no pickle crosses the network.
+- ``acks_late`` + ``reject_on_worker_lost``: a worker killed mid-image does not ack, so the
+  message is delivered again (at once when a pool child dies; after ``visibility_timeout`` when
+  the whole worker host vanishes).
+- Each delivery increments the item's ``attempts`` first; past ``max_attempts`` the item fails
+  with a clear error instead of looping (a poison image that kills every worker it touches).
+- Outputs go to deterministic keys, written atomically; an item is settled by a conditional
+  UPDATE (``state = 'queued'``), so a redelivered or duplicated task changes nothing.
+- The worker that settles an item's last one finishes the job (again a conditional UPDATE).
+
+Within a worker host the CPU work runs in Celery's prefork pool: its per-child processes are what
+``reject_on_worker_lost`` watches, and a second pool inside them would only add a hop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from celery import Celery
+
+from corelane.errors import BadImage, JobNotFound
+from corelane.service.bus import Bus, BusEvent
+from corelane.service.config import ServiceConfig
+from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
+from corelane.service.objects import ObjectStore
+from corelane.service.runners._work import ItemTask, process_item
+from corelane.service.store import Store
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "corelane.process_item"
+QUEUE = "corelane"
+IDLE_POLL_S = 1.0  # how often the dispatcher looks for queued jobs (a wake() is immediate)
+DISPATCH_RETRY_MAX_S = 5.0  # backoff cap while the broker is unreachable
+HEARTBEAT_S = 2.0  # how often a worker refreshes its entry in the worker registry
+HEARTBEAT_TTL_S = 10  # an entry not refreshed for this long disappears (the host is gone)
+WORKER_KEY = "corelane:worker:"
+
+
+def make_celery(config: ServiceConfig) -> Celery:
+    """The Celery app for ``config.broker_url``, configured for no loss and no pickle."""
+    if not config.broker_url:
+        raise ValueError("the Celery runner needs a broker URL (--broker redis://HOST:6379/0)")
+    app = Celery("corelane", broker=config.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_default_queue=QUEUE,
+        worker_prefetch_multiplier=1,  # a slow image never holds others hostage in a prefetch
+        broker_transport_options={"visibility_timeout": config.visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True)(process_item_task)
+    return app
+
+
+# ---------------------------------------------------------------------- worker side
+
+
+@dataclass
+class _WorkerContext:
+    config: ServiceConfig
+    store: Store
+    objects: ObjectStore
+    bus: Bus
+    name: str
+    registry: Any  # a Redis client for the worker registry
+
+
+@lru_cache(maxsize=1)
+def _context() -> _WorkerContext:
+    """Per-process state of a worker child, built on its first task from CORELANE_* env vars."""
+    from corelane.service.bus_redis import RedisBus
+
+    config = ServiceConfig.from_env()
+    assert config.broker_url, "corelane worker sets CORELANE_BROKER_URL for its children"
+    name = os.environ.get("CORELANE_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    return _WorkerContext(config, Store(config.database_url),
+                          ObjectStore(config.data_dir / "objects"), RedisBus(config.broker_url),
+                          name, _redis(config))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BadImage):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def process_item_task(job_id: str, item_id: str) -> str:
+    """Celery task: process one image of a job, settle it, announce it. Safe to run twice."""
+    ctx = _context()
+    store, bus = ctx.store, ctx.bus
+    try:
+        item = store.get_item(job_id, item_id)
+        job = store.get_job(job_id)
+    except JobNotFound:
+        return "unknown item"
+    if item["state"] != ItemState.QUEUED.value:
+        return f"already {item['state']}"
+    if job["state"] != JobState.RUNNING.value:
+        return f"job is {job['state']}"  # cancelled, or requeued: the dispatcher sends it again
+    attempts = int(item["attempts"]) + 1
+    store.set_attempts(item_id, attempts)
+    if attempts > ctx.config.max_attempts:
+        error = (f"gave up after {attempts - 1} attempt(s): the worker processing this image "
+                 "died each time; it may be a poison input")
+        settled = store.item_failed(item_id, error, attempts=attempts - 1)
+        name = EventName.ITEM_FAILED
+    else:
+        _tally(ctx, "busy", 1)
+        try:
+            summary = process_item(_item_task(ctx, job, item))
+        except Exception as exc:  # a bad image (or a bug) fails this item only
+            settled = store.item_failed(item_id, _describe(exc))
+            name = EventName.ITEM_FAILED
+        else:
+            summary["worker"] = ctx.name
+            settled = store.item_done(item_id, summary)
+            name = EventName.ITEM_DONE
+        finally:
+            _tally(ctx, "busy", -1)
+        _tally(ctx, "done" if name is EventName.ITEM_DONE else "failed", 1)
+    if settled:
+        bus.publish(BusEvent(name.value, job_id, {"job_id": job_id,
+                                                  "item": store.get_item(job_id, item_id)}))
+        announce(store, bus, job_id)
+    return name.value if settled else "settled elsewhere"
+
+
+def _item_task(ctx: _WorkerContext, job: dict[str, Any], item: dict[str, Any]) -> ItemTask:
+    from corelane.imaging import ImageLimits, ProcessOptions
+
+    opts = job["options"]
+    options = ProcessOptions(sizes=tuple(opts["sizes"]), format=opts["format"],
+                             quality=int(opts["quality"]), features=bool(opts["features"]))
+    limits = ImageLimits(max_pixels=ctx.config.max_pixels, max_bytes=ctx.config.max_file_bytes)
+    return ItemTask(item["id"], str(ctx.objects.path(item["source_key"])), str(ctx.objects.root),
+                    options, limits)
+
+
+def announce(store: Store, bus: Bus, job_id: str) -> None:
+    """Publish the job's progress; finish it when no item is left queued (exactly once)."""
+    job = store.get_job(job_id)
+    settled = job["done"] + job["failed"] + job["cancelled"]
+    elapsed = max(time.time() - (job["started_at"] or job["created_at"]), 1e-6)
+    rate = settled / elapsed
+    left = job["total"] - settled
+    bus.publish(BusEvent(EventName.JOB_PROGRESS.value, job_id, {
+        "job_id": job_id, "state": job["state"], "total": job["total"], "done": job["done"],
+        "failed": job["failed"], "cancelled": job["cancelled"], "rate": round(rate, 3),
+        "eta": round(left / rate, 2) if rate > 0 else None,
+    }))
+    if job["state"] == JobState.RUNNING.value and job["queued"] == 0:
+        state = final_state(job["done"], job["failed"], job["cancelled"], job["total"])
+        if store.finish_job(job_id, state):
+            bus.publish(BusEvent(FINISH_EVENTS[state].value, job_id,
+                                 {"job_id": job_id, "job": store.get_job(job_id)}))
+
+
+# ---------------------------------------------------------------------- worker registry
+
+
+def _redis(config: ServiceConfig) -> Any:
+    from corelane.service.bus_redis import redis_client
+
+    assert config.broker_url
+    return redis_client(config.broker_url)
+
+
+def _tally(ctx: _WorkerContext, field: str, by: int) -> None:
+    """Count in the registry (busy, done, failed); the registry is a view, never fatal."""
+    try:
+        ctx.registry.hincrby(WORKER_KEY + ctx.name, field, by)
+    except Exception:
+        log.debug("worker registry update failed", exc_info=True)
+
+
+def start_heartbeat(config: ServiceConfig, name: str, concurrency: int,
+                    stop: threading.Event) -> threading.Thread:
+    """Keep this worker's registry entry alive (host, pid, concurrency, busy) until ``stop``."""
+
+    def beat() -> None:
+        client = _redis(config)
+        key = WORKER_KEY + name
+        while not stop.is_set():
+            try:
+                client.hset(key, mapping={"name": name, "host": socket.gethostname(),
+                                          "pid": os.getpid(), "concurrency": concurrency,
+                                          "last_seen": time.time()})
+                client.expire(key, HEARTBEAT_TTL_S)
+            except Exception:
+                log.debug("heartbeat failed", exc_info=True)
+            stop.wait(HEARTBEAT_S)
+        try:
+            client.delete(key)
+        except Exception:
+            log.debug("could not remove the registry entry", exc_info=True)
+
+    thread = threading.Thread(target=beat, name="corelane-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+def list_workers(config: ServiceConfig) -> list[dict[str, Any]]:
+    """The registry: one entry per live ``corelane worker``."""
+    client = _redis(config)
+    out = []
+    for key in sorted(client.scan_iter(match=WORKER_KEY + "*", count=100)):
+        raw = client.hgetall(key)
+        entry = {k.decode(): v.decode() for k, v in raw.items()}
+        if not entry:
+            continue
+        out.append({
+            "name": entry.get("name", key.decode()[len(WORKER_KEY):]),
+            "host": entry.get("host"), "pid": int(entry.get("pid", 0)),
+            "kind": "celery", "concurrency": int(entry.get("concurrency", 0)),
+            "busy": int(entry.get("busy", 0)), "done": int(entry.get("done", 0)),
+            "failed": int(entry.get("failed", 0)),
+            "last_seen": float(entry.get("last_seen", 0.0)),
+        })
+    return out
+
+
+# ---------------------------------------------------------------------- web side
+
+
+class CeleryRunner:
+    """Dispatches queued jobs' items to Celery; the workers settle items and finish jobs.
+
+    Same interface as :class:`~corelane.service.runners.local.LocalRunner`.
+    """
+
+    def __init__(self, store: Store, objects: ObjectStore, bus: Bus,
+                 config: ServiceConfig) -> None:
+        self.store = store
+        self.objects = objects
+        self.bus = bus
+        self.config = config
+        self.app = make_celery(config)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.current_job: str | None = None
+
+    def start(self) -> None:
+        """Requeue jobs left running, then start dispatching (unfinished items are re-sent;
+        items already settled are skipped by the workers)."""
+        recovered = self.store.recover()
+        if recovered:
+            log.info("requeued %d job(s) left running: %s", len(recovered), recovered)
+        self._thread = threading.Thread(target=self._loop, name="corelane-dispatch", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        """Nothing to stop here: the store marked the job cancelled, and workers skip its items."""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.store.claim_next_job()
+            except Exception:
+                log.exception("could not read the job queue; retrying")
+                job = None
+            if job is None:
+                self._wake.wait(IDLE_POLL_S)
+                self._wake.clear()
+                continue
+            self.current_job = job["id"]
+            try:
+                self._dispatch(job["id"])
+            finally:
+                self.current_job = None
+
+    def _dispatch(self, job_id: str) -> None:
+        pending = self.store.list_items(job_id, ItemState.QUEUED)
+        backoff = 0.1
+        for item in pending:
+            while not self._stop.is_set():
+                try:
+                    self.app.send_task(TASK_NAME, args=[job_id, item["id"]], queue=QUEUE)
+                    break
+                except Exception as exc:  # broker unreachable: wait and try the same item again
+                    log.warning("cannot reach the broker (%s); retrying in %.1f s", exc, backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, DISPATCH_RETRY_MAX_S)
+        if not pending:  # nothing left to run (e.g. requeued after its last item settled)
+            announce(self.store, self.bus, job_id)
