@@ -61,6 +61,15 @@ def test_upload_progress_gallery_and_zip_in_a_real_browser(tmp_path: Path) -> No
                 expect(conn).to_have_attribute("data-state", "live", timeout=15000)
                 expect(conn).to_have_attribute("data-transport", "websocket")
 
+                # Drag and drop fills the selection like the file picker does.
+                dropped = page.evaluate_handle("""() => {
+                  const dt = new DataTransfer();
+                  dt.items.add(new File([new Uint8Array([1, 2, 3])], 'dropped.png',
+                                        {type: 'image/png'}));
+                  return dt; }""")
+                page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
+                expect(page.locator("#picked")).to_contain_text("1 file(s)")
+                expect(page.locator("#start")).to_be_enabled()
                 page.set_input_files("#file-input", files)
                 expect(page.locator("#picked")).to_contain_text("6 file(s)")
                 page.select_option("#opt-format", "webp")

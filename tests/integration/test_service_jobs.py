@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import imaging_samples as samples
+import psutil
 import service_fixtures
 from PIL import Image
 from service_fixtures import (
@@ -104,6 +106,11 @@ def test_mixed_job_processes_good_images_and_explains_bad_ones(service_app: Any)
     assert "source_key" not in snap["items"][0]
     assert late.emit("join", {"job_id": "../x"}, callback=True)["ok"] is False
     late.disconnect()
+    # The workers run below the web process's CPU priority.
+    pids = service_app.extensions["corelane"].runner.worker_pids()
+    assert pids
+    for pid in pids:
+        assert psutil.Process(pid).nice() >= os.nice(0) + 10
 
 
 def test_poison_image_is_retried_a_bounded_number_of_times(tmp_path: Path) -> None:

@@ -106,6 +106,11 @@ class LocalRunner:
         if pool is not None:
             pool.terminate()
 
+    def worker_pids(self) -> list[int]:
+        """Process ids of the engine workers (empty before the first job)."""
+        pool = self._pool
+        return list(pool.pids) if pool is not None else []
+
     # ------------------------------------------------------------------ the loop
 
     def _get_pool(self) -> Pool:
