@@ -145,6 +145,13 @@ def process_image(
         BadImage: the input is refused; the message says what and why.
     """
     opened = open_image(data, limits or ImageLimits())
+    try:
+        return _process(opened, options)
+    finally:
+        opened.image.close()
+
+
+def _process(opened: Opened, options: ProcessOptions) -> ProcessedImage:
     src_mode = opened.image.mode
     icc = opened.image.info.get("icc_profile") if src_mode in ("RGB", "RGBA") else None
     exif = None
@@ -189,7 +196,6 @@ def process_image(
             **_features.extract(np.asarray(feature_copy)),
             "exif": _features.exif_summary(exif),
         }
-    opened.image.close()
     return ProcessedImage(
         width=width,
         height=height,
