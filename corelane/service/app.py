@@ -47,8 +47,11 @@ class Service:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def workers(self) -> int | None:
-        return self.config.workers
+    def workers(self) -> int:
+        """Engine worker processes in effect."""
+        from corelane.engine._startmethod import available_cpus
+
+        return self.config.workers or available_cpus()
 
     def publish(self, name: EventName, job_id: str, data: dict[str, Any]) -> None:
         self.bus.publish(BusEvent(name.value, job_id, data))
