@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import imaging_samples as samples
 import pytest
 from service_fixtures import ServerProcess
-
-import imaging_samples as samples
 
 N_ITEMS = 20
 SIZES = "1024,512,128"
