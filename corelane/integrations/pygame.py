@@ -164,10 +164,13 @@ class Offloader:
         """
         if self._closed:
             raise Closed("the Offloader is closed")
-        if self.latest_wins and key in self._latest:
-            self._supersede(self._latest.pop(key))
+        old = self._latest.get(key) if self.latest_wins else None
+        if old is not None and self._cancel(old):
+            old = None  # it had not started: gone, and its slot is free
         if len(self._inflight) >= self.max_pending:
-            self._make_room()
+            self._make_room()  # may raise Full: then a running older request still stands
+        if old is not None:
+            self._supersede(old)  # running: its result will be ignored
         seq = next(self._seq)
         self._submitted += 1
         try:
@@ -175,6 +178,7 @@ class Offloader:
         except Closed:
             raise
         except CorelaneError as exc:  # NotPicklable, or a broken pool: an answer, not a crash
+            self._latest.pop(key, None)
             self._ready.append(Failure(seq, key, exc, ""))
             return
         self._inflight[seq] = _Request(key, future)
@@ -286,15 +290,20 @@ class Offloader:
 
     # ------------------------------------------------------------------ helpers
 
-    def _supersede(self, seq: int) -> None:
+    def _cancel(self, seq: int) -> bool:
+        """Cancel request ``seq`` if it has not started; True if it is gone."""
         req = self._inflight.get(seq)
-        if req is None:
-            return
-        if req.future.cancel():
-            del self._inflight[seq]
-            self._superseded += 1
-        else:
-            req.stale = True  # running (or done, not yet polled): ignore its result
+        if req is None or not req.future.cancel():
+            return False
+        del self._inflight[seq]
+        if self._latest.get(req.key) == seq:
+            del self._latest[req.key]
+        self._superseded += 1
+        return True
+
+    def _supersede(self, seq: int) -> None:
+        if not self._cancel(seq) and seq in self._inflight:
+            self._inflight[seq].stale = True  # running (or done, not yet polled): ignore it
 
     def _make_room(self) -> None:
         if self.on_full == "drop_oldest":

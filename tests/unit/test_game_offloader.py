@@ -122,6 +122,18 @@ def test_full_raises_at_the_bound(tmp_path: Path) -> None:
         assert collect(off, 1) == [(3, 3)]
 
 
+def test_full_keeps_the_running_request_of_the_same_key(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    with Offloader(1, max_pending=1) as off:
+        off.submit("a", slow_marked, str(marker), 0.3, "first")
+        wait_for_file(marker)
+        with pytest.raises(Full):
+            off.submit("a", echo, "second")  # refused, so "first" must still be answered
+        assert collect(off, 1) == [("a", "first")]
+        off.submit("a", echo, "third")  # room again once "first" was polled
+        assert collect(off, 1) == [("a", "third")]
+
+
 def test_drop_oldest_reports_the_dropped_request(tmp_path: Path) -> None:
     marker = tmp_path / "started"
     with Offloader(1, max_pending=2, on_full="drop_oldest") as off:
