@@ -26,13 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", dest="db_url", help="SQLAlchemy URL (default SQLite in the "
                                                     "data dir; postgresql+psycopg://... works)")
     parser.add_argument("--threads", type=int, help="web server threads (default 64)")
+    parser.add_argument("--broker", dest="broker_url",
+                        help="Redis URL: run items on `corelane worker` hosts via Celery "
+                             "(default: embedded, this machine's cores)")
+    parser.add_argument("--visibility-timeout", type=float,
+                        help="with --broker: seconds before an unacknowledged task is redelivered")
     parser.add_argument("--log-level", default="info", help="gunicorn log level (default info)")
 
 
 def build_config(args: argparse.Namespace) -> ServiceConfig:
     """CLI flags over ``CORELANE_*`` env vars over defaults."""
     return ServiceConfig.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
-                                  workers=args.workers, db_url=args.db_url, threads=args.threads)
+                                  workers=args.workers, db_url=args.db_url, threads=args.threads,
+                                  broker_url=args.broker_url,
+                                  visibility_timeout=args.visibility_timeout)
 
 
 def _bind(host: str, port: int) -> str:

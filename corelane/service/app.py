@@ -16,7 +16,7 @@ from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from corelane.errors import ServiceError
-from corelane.service import api, sockets
+from corelane.service import api, sockets, workers_api
 from corelane.service.bus import Bus, BusEvent, LocalBus
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import EventName
@@ -115,6 +115,7 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
     app.extensions["corelane"] = service
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(workers_api.bp)
     sockets.register(socketio, service)
 
     @app.errorhandler(ServiceError)

@@ -70,7 +70,17 @@ def make_celery(config: ServiceConfig) -> Celery:
         task_reject_on_worker_lost=True,
         task_default_queue=QUEUE,
         worker_prefetch_multiplier=1,  # a slow image never holds others hostage in a prefetch
-        broker_transport_options={"visibility_timeout": config.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": config.visibility_timeout,
+            # kombu sweeps for expired unacked messages every interval * throttle seconds
+            # (100 s by default); sweep at about a third of the visibility timeout instead.
+            "unacked_restore_interval": max(1, min(10, int(config.visibility_timeout // 3))),
+            "unacked_restore_throttle": 1,
+            # no command may wait forever on a dead connection (kombu's default)
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+            "health_check_interval": 10,
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

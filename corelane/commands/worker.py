@@ -1,0 +1,71 @@
+"""``corelane worker``: run image items from the broker on this host (Celery prefork pool).
+
+Start any number of these, on any hosts that reach the broker, the database and the data dir
+(a shared directory): ``corelane worker --broker redis://HOST:6379/0 --db postgresql+psycopg://...
+--data-dir /shared/corelane-data --concurrency 8``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from corelane.service.config import ENV_PREFIX, ServiceConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", dest="broker_url",
+                        help="Redis URL of the broker (or CORELANE_BROKER_URL)")
+    parser.add_argument("--db", dest="db_url", help="SQLAlchemy URL of the job store (default "
+                                                    "SQLite in the data dir)")
+    parser.add_argument("--data-dir", type=Path, help="the data dir shared with `corelane serve`")
+    parser.add_argument("--concurrency", type=int, help="worker processes (default: all CPUs)")
+    parser.add_argument("--visibility-timeout", type=float,
+                        help="seconds before Redis hands a vanished host's task to another "
+                             "worker (default 3600)")
+    parser.add_argument("--name", help="this worker's name in the workers view "
+                                       "(default HOST-PID)")
+    parser.add_argument("--loglevel", default="INFO", help="Celery log level (default INFO)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = ServiceConfig.from_env(broker_url=args.broker_url, db_url=args.db_url,
+                                        data_dir=args.data_dir,
+                                        visibility_timeout=args.visibility_timeout)
+    except ValueError as exc:
+        print(f"corelane worker: {exc}", file=sys.stderr)
+        return 2
+    if not config.broker_url:
+        print("corelane worker: --broker redis://HOST:6379/0 is required", file=sys.stderr)
+        return 2
+    from corelane.engine._startmethod import available_cpus
+    from corelane.service.runners.celery import make_celery, start_heartbeat
+
+    concurrency = args.concurrency or available_cpus()
+    name = args.name or f"{socket.gethostname()}-{os.getpid()}"
+    # The pool's children read their configuration from the environment (see _context()).
+    os.environ.update({
+        ENV_PREFIX + "BROKER_URL": config.broker_url,
+        ENV_PREFIX + "DATA_DIR": str(config.data_dir.resolve()),
+        ENV_PREFIX + "DB_URL": config.database_url,
+        ENV_PREFIX + "VISIBILITY_TIMEOUT": str(config.visibility_timeout),
+        "CORELANE_WORKER_NAME": name,
+    })
+    app = make_celery(config)
+    stop = threading.Event()
+    beat = start_heartbeat(config, name, concurrency, stop)
+    try:
+        app.worker_main([
+            "worker", "--pool=prefork", f"--concurrency={concurrency}", f"--hostname={name}@%h",
+            "--without-gossip", "--without-mingle", "--queues=corelane",
+            f"--loglevel={args.loglevel}",
+        ])
+    finally:
+        stop.set()
+        beat.join(5)
+    return 0

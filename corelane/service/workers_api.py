@@ -1,0 +1,49 @@
+"""``GET /api/workers`` and the ``/workers`` page: who runs the work, busy or idle, items done.
+
+What people open Flower or rq-dashboard for, in the service's own UI. With a broker it lists the
+``corelane worker`` hosts from their heartbeats in Redis; embedded, it lists the local engine pool.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template
+
+from corelane.service.api import bp as api_bp  # /api/workers shares the API's token guard
+
+bp = Blueprint("workers", __name__)  # the HTML page
+
+
+def _local(service: Any) -> list[dict[str, Any]]:
+    runner = service.runner
+    pool = getattr(runner, "_pool", None)
+    pids = pool.pids if pool is not None else []
+    return [{
+        "name": f"{socket.gethostname()}-{os.getpid()}", "host": socket.gethostname(),
+        "pid": os.getpid(), "kind": "local", "concurrency": service.config.workers or
+        (pool.workers if pool is not None else os.cpu_count() or 1),
+        "busy": 1 if runner is not None and runner.current_job else 0,
+        "done": None, "failed": None, "last_seen": time.time(), "worker_pids": pids,
+    }]
+
+
+@api_bp.get("/workers")
+def list_workers() -> Any:
+    service = current_app.extensions["corelane"]
+    if service.config.broker_url:
+        from corelane.service.runners.celery import list_workers as registry
+
+        workers = registry(service.config)
+    else:
+        workers = _local(service)
+    return jsonify({"mode": "celery" if service.config.broker_url else "local",
+                    "workers": workers})
+
+
+@bp.get("/workers")
+def workers_page() -> Any:
+    return render_template("workers.html")

@@ -1,0 +1,176 @@
+"""The image service scaled out: Celery workers over a real Redis, separate processes throughout.
+
+Each test starts its own redis-server on a free port, `corelane serve --broker` process(es) and
+`corelane worker` processes over one temp data dir (SQLite in WAL mode is shared safely by the
+processes of one machine; PostgreSQL is covered by the last test).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import imaging_samples as samples
+import pytest
+import redis
+from scale_fixtures import Listener, WorkerProcess, wait_for, wait_job, worker_counts
+from servers import RedisServer, postgres_server, start_redis
+from service_fixtures import ServerProcess
+
+
+@pytest.fixture
+def broker() -> Iterator[RedisServer]:
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[Any]]:
+    """Things with a stop(): stopped after the test, in reverse order, whatever happened."""
+    things: list[Any] = []
+    yield things
+    for thing in reversed(things):
+        with contextlib.suppress(Exception):  # stop the others anyway
+            thing.stop()
+
+
+def photos(n: int, size: tuple[int, int] = (900, 700)) -> dict[str, bytes]:
+    return {f"photo-{i}.jpg": samples.photo_jpeg(*size, seed=i) for i in range(n)}
+
+
+def serve(data_dir: Path, broker: RedisServer, cleanup: list[Any], **env: str) -> ServerProcess:
+    server = ServerProcess(data_dir, env={"CORELANE_BROKER_URL": broker.url, **env})
+    cleanup.append(server)
+    return server.start()
+
+
+def assert_complete_once(server: ServerProcess, job_id: str, total: int,
+                         db_url: str | None = None) -> None:
+    """Every item done exactly once: one row each, all done, exactly the outputs it names."""
+    from corelane.service.store import Store
+
+    store = Store(db_url or f"sqlite:///{server.data_dir / 'corelane.db'}")
+    items = store.list_items(job_id)
+    store.close()
+    assert len(items) == total
+    assert {i["state"] for i in items} == {"done"}, [(i["name"], i["state"], i["error"]) for i in items]
+    objects = server.data_dir / "objects"
+    expected = {info["key"] for i in items for info in i["outputs"].values()}
+    outputs = {str(p.relative_to(objects)) for p in (objects / "out").rglob("*") if p.is_file()}
+    assert outputs == expected  # and nothing else was written: no duplicate, no leftover
+
+
+def test_job_runs_across_two_worker_commands(tmp_path: Path, broker: RedisServer,
+                                             cleanup: list[Any]) -> None:
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup)
+    for name in ("alpha", "beta"):
+        cleanup.append(WorkerProcess(broker.url, data, name))
+    job = server.post_files(photos(10))
+    done = wait_job(server, job["id"])
+    assert done["state"] == "done" and done["done"] == 10
+    assert_complete_once(server, job["id"], 10)
+    counts = worker_counts(broker.url)
+    per_worker = {name: int(fields.get("done", 0)) for name, fields in counts.items()}
+    assert per_worker.keys() == {"alpha", "beta"} and sum(per_worker.values()) == 10
+    assert all(n > 0 for n in per_worker.values()), per_worker
+    # the service's own view of its workers
+    view = server.get("/api/workers")
+    assert {w["name"] for w in view["workers"]} == {"alpha", "beta"}
+    assert all(w["concurrency"] == 1 for w in view["workers"])
+
+
+def test_messages_on_the_network_are_json_not_pickle(tmp_path: Path, broker: RedisServer,
+                                                     cleanup: list[Any]) -> None:
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup)  # no worker: the task message stays in the queue
+    job = server.post_files(photos(1))
+    client = redis.Redis.from_url(broker.url)
+    raw = wait_for(lambda: client.lindex("corelane", 0), 10, "the task message")
+    envelope = json.loads(raw)
+    assert envelope["content-type"] == "application/json"
+    assert envelope["headers"]["task"] == "corelane.process_item"
+    args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    assert args[0] == job["id"] and kwargs == {}
+    client.close()
+
+
+def test_worker_sigkilled_mid_task_loses_and_duplicates_nothing(
+        tmp_path: Path, broker: RedisServer, cleanup: list[Any]) -> None:
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup, CORELANE_VISIBILITY_TIMEOUT="3")
+    victim = WorkerProcess(broker.url, data, "victim", visibility_timeout=3)
+    cleanup.append(victim)
+    job = server.post_files(photos(8, (1600, 1200)))
+    # Kill the whole worker host while it holds an image (busy in the registry).
+    wait_for(lambda: int(worker_counts(broker.url).get("victim", {}).get("busy", 0)) > 0,
+             30, "the victim to start an image", 0.02)
+    victim.kill()
+    survivor = WorkerProcess(broker.url, data, "survivor", visibility_timeout=3)
+    cleanup.append(survivor)
+    done = wait_job(server, job["id"], timeout=90)
+    assert done["state"] == "done" and done["done"] == 8 and done["failed"] == 0
+    assert_complete_once(server, job["id"], 8)
+
+
+def test_two_web_processes_both_relay_progress(tmp_path: Path, broker: RedisServer,
+                                               cleanup: list[Any]) -> None:
+    data = tmp_path / "data"
+    web_a = serve(data, broker, cleanup)
+    web_b = serve(data, broker, cleanup)
+    job = web_a.post_files(photos(4))
+    listeners = [Listener(web_a.url), Listener(web_b.url)]
+    cleanup.extend(listeners)
+    for listener in listeners:
+        listener.join(job["id"])
+    cleanup.append(WorkerProcess(broker.url, data, "w1"))
+    wait_job(web_b, job["id"])
+    for listener in listeners:
+        names = wait_for(lambda lis=listener: "job_finished" in lis.names() and lis.names(),
+                         20, "job_finished on both web processes")
+        assert names.count("item_done") == 4  # every event once, none duplicated by the queue
+        assert names.count("job_finished") == 1
+
+
+def test_redis_connections_dropped_mid_job_then_progress_resumes(
+        tmp_path: Path, broker: RedisServer, cleanup: list[Any]) -> None:
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup)
+    listener = Listener(server.url)
+    cleanup.append(listener)
+    job = server.post_files(photos(12, (1400, 1000)))
+    listener.join(job["id"])
+    cleanup.append(WorkerProcess(broker.url, data, "w1"))
+    wait_for(lambda: "item_done" in listener.names(), 30, "the first item")
+    admin = redis.Redis.from_url(broker.url)
+    killed = admin.client_kill_filter(_type="normal") + admin.client_kill_filter(_type="pubsub")
+    assert killed >= 2  # the worker's and the web process's connections really dropped
+    admin.close()
+    done = wait_job(server, job["id"], timeout=90)
+    assert done["state"] == "done" and done["done"] == 12
+    names = wait_for(lambda: "job_finished" in listener.names() and listener.names(), 20,
+                     "job_finished after the drop")
+    assert names.count("job_finished") == 1
+    assert_complete_once(server, job["id"], 12)
+
+
+def test_postgres_job_store_with_celery_workers(tmp_path: Path, broker: RedisServer,
+                                                cleanup: list[Any]) -> None:
+    with postgres_server() as pg:
+        db = pg.create_database("corelane_scale")
+        data = tmp_path / "data"
+        server = serve(data, broker, cleanup, CORELANE_DB_URL=db)
+        cleanup.append(WorkerProcess(broker.url, data, "pgw", concurrency=2, db_url=db))
+        job = server.post_files(photos(6))
+        done = wait_job(server, job["id"])
+        assert done["state"] == "done" and done["done"] == 6
+        for thing in reversed(cleanup):
+            thing.stop()
+        cleanup.clear()
