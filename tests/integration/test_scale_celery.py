@@ -174,3 +174,53 @@ def test_postgres_job_store_with_celery_workers(tmp_path: Path, broker: RedisSer
         for thing in reversed(cleanup):
             thing.stop()
         cleanup.clear()
+
+
+POISON_WORKER = """
+import sys
+import corelane.service.runners.celery as runner
+from service_fixtures import poison_or_process
+runner.process_item = poison_or_process  # every pool child inherits the patch (prefork)
+from corelane.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_poison_item_redelivery_is_bounded(tmp_path: Path, broker: RedisServer,
+                                           cleanup: list[Any]) -> None:
+    """An image that kills its pool child on every delivery fails after max_attempts; the
+    other images are processed and the queue moves on."""
+    import subprocess
+    import sys
+
+    from service_fixtures import poison_image
+
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup, CORELANE_MAX_ATTEMPTS="2")
+    tests_dir = str(Path(__file__).resolve().parents[1])
+    log = open(tmp_path / "poison-worker.log", "wb")  # noqa: SIM115 - closed by the cleanup
+    proc = subprocess.Popen(
+        [sys.executable, "-c", POISON_WORKER, "worker", "--broker", broker.url, "--data-dir",
+         str(data), "--concurrency", "1", "--name", "poisoned", "--loglevel", "WARNING"],
+        env={**__import__("os").environ, "PYTHONPATH": tests_dir, "CORELANE_MAX_ATTEMPTS": "2"},
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    class _Stop:
+        def stop(self) -> None:
+            import os
+            import signal
+
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            log.close()
+
+    cleanup.append(_Stop())
+    files = {"ok-1.jpg": samples.photo_jpeg(400, 300, seed=1), "poison.jpg": poison_image(),
+             "ok-2.jpg": samples.photo_jpeg(400, 300, seed=2)}
+    job = server.post_files(files)
+    done = wait_job(server, job["id"], timeout=90)
+    assert done["state"] == "failed" and done["done"] == 2 and done["failed"] == 1
+    items = {i["name"]: i for i in server.get(f"/api/jobs/{job['id']}/items")["items"]}
+    assert "poison input" in items["poison.jpg"]["error"]
+    assert items["poison.jpg"]["attempts"] == 2
