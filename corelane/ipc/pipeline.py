@@ -1,0 +1,397 @@
+"""Pipeline: a source, then stages of worker processes, joined by bounded queues.
+
+::
+
+    source ──> [stage 1: Pool(n1).imap] ──q1──> [stage 2: Pool(n2).imap] ──q2──> ... ──> caller
+                 driven by thread 1               driven by thread 2
+
+Each stage is one :class:`corelane.Pool` (no second pool implementation): a thread per stage runs
+that pool's ``imap`` (or ``imap_unordered``) over the previous stage's queue and puts what comes
+out into its own bounded queue as ``(MessageType.DATA, item)``, then one ``DONE``. The engine
+reads its input only while its in-flight window has room and the thread blocks while its queue
+is full, so a slow stage throttles everything before it, down to the source: memory stays flat
+on an endless source. Nobody counts DONE sentinels: each queue has exactly one reader.
+
+Items travel as ``(source index, value)``, so a failure names the item's position in the source
+whatever the order. A failure in a stage (the function raised, its worker died, it timed out)
+either stops the whole pipeline at once (``errors="raise"``: every pool is terminated and the
+caller gets :class:`~corelane.errors.StageError` with the stage, the item and the worker's
+traceback) or flows on to the caller as a :class:`~corelane.Failure` in place of the result
+(``errors="return"``), skipping the later stages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Literal
+
+from corelane.engine import Failure, Pool
+from corelane.errors import (
+    Cancelled,
+    CorelaneError,
+    StageError,
+    TaskError,
+    TaskTimeout,
+    WorkerDied,
+)
+from corelane.events import Event
+from corelane.ipc.messages import MessageType
+from corelane.progress import Sink, make_sink
+
+Errors = Literal["raise", "return"]
+
+BUFFER = 64  # items waiting between two stages: more smooths bursts, costs memory
+POLL = 0.1  # s between checks of the stop flag while blocked on a queue
+JOIN_TIMEOUT = 5.0  # s to wait for a stage thread when the pipeline shuts down
+# Items per message for stages fed by another stage. The engine cuts a chunk by reading that many
+# items from its input, and a stage's input arrives only as fast as the stage before produces it:
+# an adaptive chunk sized for a fast stage (thousands of items) behind a slow one would hold the
+# first results back until the slow stage produced all of them. Small fixed chunks keep latency
+# at a few items of the slower stage; larger ones cut the per-message cost of very cheap stages.
+DOWNSTREAM_CHUNKSIZE = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class _Stage:
+    fn: Callable[[Any], Any]
+    workers: int
+    name: str
+    chunksize: int | None
+    timeout: float | None
+
+
+class _Failed:
+    """A failure from an earlier stage, passed through the later stages untouched."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self, failure: Failure) -> None:
+        self.failure = failure
+
+
+class _StageFn:
+    """What a stage's workers run: the user's function on ``(index, item)`` envelopes."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, envelope: Any) -> Any:
+        if type(envelope) is _Failed:
+            return envelope
+        index, item = envelope
+        return index, self.fn(item)
+
+    def __getstate__(self) -> Any:
+        return self.fn
+
+    def __setstate__(self, fn: Any) -> None:
+        self.fn = fn
+
+
+class _Indexed:
+    """The source as ``(index, item)`` pairs, sized when the source is."""
+
+    def __init__(self, source: Iterable[Any]) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        try:
+            yield from enumerate(self.source)
+        except Exception as exc:  # the source itself failed: say so, not "stage 1"
+            raise StageError("source", exc) from exc
+
+
+class _QueueReader:
+    """The input of stage k+1: reads stage k's queue until DONE (or until the pipeline stops)."""
+
+    def __init__(self, q: queue.Queue[Any], stop: threading.Event, total: int | None) -> None:
+        self.q = q
+        self.stop = stop
+        self.total = total
+        self.done = False
+
+    def __len__(self) -> int:
+        if self.total is None:
+            raise TypeError("length unknown")
+        return self.total
+
+    def __iter__(self) -> _QueueReader:
+        return self
+
+    def __next__(self) -> Any:
+        if self.done:
+            raise StopIteration
+        while True:
+            try:
+                kind, payload = self.q.get(timeout=POLL)
+            except queue.Empty:
+                if self.stop.is_set():
+                    raise Cancelled("the pipeline stopped") from None
+                continue
+            if kind is MessageType.DATA:
+                return payload
+            self.done = True  # DONE: the stage before has nothing more (and never will)
+            raise StopIteration
+
+
+def _wait_started(pool: Pool, timeout: float = JOIN_TIMEOUT) -> None:
+    """Wait until ``pool`` has started its workers, before the next pool starts its own.
+
+    Under fork, a process forked by one pool's thread while another pool is between creating a
+    worker's pipes and closing its copies inherits those pipe ends; the other worker's death
+    then never shows on its sentinel and its pool waits forever. Starting the pools one after
+    the other keeps their initial spawns apart. (The engine should serialize spawns across
+    pools; until it does, a respawn racing another pool's respawn remains possible.)
+    """
+    deadline = time.monotonic() + timeout
+    while len(pool.pids) < pool.workers and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _labelled(sink: Sink | None, label: str) -> Sink | None:
+    if sink is None:
+        return None
+
+    def relabel(event: Event) -> Any:
+        return sink(dataclasses.replace(event, label=label))
+
+    return relabel
+
+
+def _stage_failure(failure: Failure, stage: str) -> Failure:
+    """A stage's Failure, re-expressed for the caller: source index, stage item, StageError."""
+    envelope = failure.item
+    index, item = envelope if isinstance(envelope, tuple) else (failure.index, envelope)
+    exc = failure.exception
+    if isinstance(exc, WorkerDied):
+        exc = WorkerDied(index, exc.pid, exc.exitcode)
+    elif isinstance(exc, TaskTimeout):
+        exc = TaskTimeout(index, exc.timeout, exc.pid)
+    elif not isinstance(exc, CorelaneError):
+        exc = TaskError(index, item, exc, failure.traceback)
+    return Failure(index, item, StageError(stage, exc), failure.traceback)
+
+
+class Pipeline:
+    """A source and a chain of stages, each run by its own worker processes.
+
+    Args:
+        source: the input items (any iterable, endless ones included; read lazily).
+        ordered: results in source order (default) or as they finish.
+        errors: "raise" stops everything at the first failure with StageError; "return" yields
+            a Failure (its ``exception`` a StageError) in place of each failed item.
+        progress: True for one bar per stage, or a callable receiving corelane.events with
+            ``label`` set to the stage name.
+        buffer: items that may wait between two stages.
+        start_method: for every stage's pool (default: the engine's choice).
+        log_level: forward the workers' log records at this level to this process's handlers.
+
+    Example:
+        >>> results = Pipeline(paths).stage(decode, workers=2).stage(resize, workers=3).run()
+    """
+
+    def __init__(
+        self,
+        source: Iterable[Any],
+        *,
+        ordered: bool = True,
+        errors: Errors = "raise",
+        progress: bool | Sink = False,
+        buffer: int = BUFFER,
+        start_method: str | None = None,
+        log_level: int | str | None = None,
+    ) -> None:
+        if errors not in ("raise", "return"):
+            raise ValueError(f'errors must be "raise" or "return", got {errors!r}')
+        if buffer < 1:
+            raise ValueError(f"buffer must be >= 1, got {buffer}")
+        self.source = source
+        self.ordered = ordered
+        self.errors: Errors = errors
+        self.progress = progress
+        self.buffer = buffer
+        self.start_method = start_method
+        self.log_level = log_level
+        self._stages: list[_Stage] = []
+
+    def stage(
+        self,
+        fn: Callable[[Any], Any],
+        *,
+        workers: int = 1,
+        name: str | None = None,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+    ) -> Pipeline:
+        """Add a stage: ``fn`` applied to every item by ``workers`` processes; returns self.
+
+        Args:
+            fn: a function of one item (module-level, lambda or closure).
+            workers: processes running this stage.
+            name: shown in errors and progress events (default: the function's name).
+            chunksize: items per message to a worker (default: adaptive for the first stage,
+                DOWNSTREAM_CHUNKSIZE for the others, whose input arrives only as fast as the stage
+                before produces it).
+            timeout: seconds one item may take before its worker is replaced (TaskTimeout).
+        """
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        name = name or getattr(fn, "__name__", None) or f"stage{len(self._stages) + 1}"
+        if name == "<lambda>" or any(s.name == name for s in self._stages):
+            name = f"{name}#{len(self._stages) + 1}"
+        self._stages.append(_Stage(fn, workers, name, chunksize, timeout))
+        return self
+
+    @property
+    def stages(self) -> list[str]:
+        """The stage names, in order."""
+        return [s.name for s in self._stages]
+
+    def __iter__(self) -> Iterator[Any]:
+        """Run the pipeline, yielding results (breaking out of the loop stops it)."""
+        if not self._stages:
+            return iter(self.source)
+        return self._iterate()
+
+    def run(self) -> list[Any]:
+        """Run the pipeline to the end and return the list of results."""
+        return list(self)
+
+    def _iterate(self) -> Iterator[Any]:
+        run = _Run(self)
+        try:
+            yield from run.results()
+        finally:
+            run.shutdown()
+
+
+class _Run:
+    """One execution of a Pipeline: its pools, stage threads and queues."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.errors = pipeline.errors
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.finished = False
+        self._lock = threading.Lock()
+        self.pools: list[Pool] = []
+        self.threads: list[threading.Thread] = []
+        try:
+            for st in pipeline._stages:
+                pool = Pool(st.workers, start_method=pipeline.start_method,
+                            log_level=pipeline.log_level)
+                self.pools.append(pool)
+                _wait_started(pool)
+            self._build(pipeline)
+        except BaseException:
+            for pool in self.pools:
+                pool.terminate()
+            raise
+        for thread in self.threads:
+            thread.start()
+
+    def _build(self, pipeline: Pipeline) -> None:
+        source: Any = _Indexed(pipeline.source)
+        try:
+            total: int | None = len(pipeline.source)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+        upstream: Any = source
+        for k, (st, pool) in enumerate(zip(pipeline._stages, self.pools, strict=True)):
+            chunksize = st.chunksize or (DOWNSTREAM_CHUNKSIZE if k else None)
+            q: queue.Queue[Any] = queue.Queue(maxsize=pipeline.buffer)
+            imap = pool.imap if pipeline.ordered else pool.imap_unordered
+            sink = _labelled(make_sink(pipeline.progress, st.name), st.name)
+            it = imap(_StageFn(st.fn), upstream, chunksize=chunksize, progress=sink or False,
+                      timeout=st.timeout, errors="return")
+            self.threads.append(threading.Thread(
+                target=self._pump, args=(st, it, q), name=f"corelane-stage-{st.name}",
+                daemon=True,
+            ))
+            upstream = _QueueReader(q, self.stop, total)
+        self.output: _QueueReader = upstream
+
+    # ------------------------------------------------------------------ stage threads
+
+    def _fail(self, error: BaseException) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = error
+        self.stop.set()
+
+    def _put(self, q: queue.Queue[Any], message: tuple[MessageType, Any]) -> bool:
+        while True:
+            try:
+                q.put(message, timeout=POLL)
+                return True
+            except queue.Full:
+                if self.stop.is_set():
+                    return False
+
+    def _pump(self, st: _Stage, it: Iterator[Any], q: queue.Queue[Any]) -> None:
+        try:
+            for out in it:
+                if isinstance(out, Failure):  # this stage failed this item
+                    failure = _stage_failure(out, st.name)
+                    if self.errors == "raise":
+                        self._fail(failure.exception)
+                        return
+                    out = _Failed(failure)
+                if not self._put(q, (MessageType.DATA, out)):
+                    return
+            self._put(q, (MessageType.DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread
+            if not self.stop.is_set():  # not merely our own shutdown reaching this stage
+                self._fail(exc if isinstance(exc, StageError) else StageError(st.name, exc))
+        finally:
+            with contextlib.suppress(Exception):
+                it.close()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ caller's thread
+
+    def results(self) -> Iterator[Any]:
+        q, stop, raise_errors = self.output.q, self.stop, self.errors == "raise"
+        while True:
+            try:
+                kind, payload = q.get(timeout=POLL)
+            except queue.Empty:
+                if stop.is_set():
+                    raise self.error or Cancelled("the pipeline stopped") from None
+                continue
+            if stop.is_set() and self.error is not None:
+                raise self.error
+            if kind is not MessageType.DATA:
+                self.finished = True
+                return
+            if type(payload) is _Failed:
+                if raise_errors:  # pragma: no cover - raise mode stops at the stage
+                    raise payload.failure.exception
+                yield payload.failure
+            else:
+                yield payload[1]
+
+    def shutdown(self) -> None:
+        """Stop every stage: gracefully after a complete run, at once otherwise (bounded)."""
+        self.stop.set()
+        if self.finished:
+            for thread in self.threads:
+                thread.join(JOIN_TIMEOUT)
+            for pool in self.pools:
+                pool.close(timeout=JOIN_TIMEOUT)
+            return
+        for thread in self.threads:  # those blocked on a queue leave within POLL seconds
+            thread.join(POLL * 2)
+        for pool in self.pools:  # those waiting on their workers are woken by the terminate
+            pool.terminate()
+        for thread in self.threads:
+            thread.join(JOIN_TIMEOUT)
