@@ -123,3 +123,11 @@ def count_and_pass(args: tuple[Any, int]) -> int:
 
 def array_total(arr: Any) -> float:
     return float(np.asarray(arr).sum())
+
+
+def log_exception(x: int) -> int:
+    try:
+        raise KeyError(f"missing {x}")
+    except KeyError:
+        logging.getLogger("corelane.test.worker").exception("item %d failed", x)
+    return x
