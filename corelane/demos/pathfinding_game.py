@@ -56,6 +56,9 @@ class RunResult:
         return float(p[0]), float(p[1]), float(p[2])
 
 
+SETTLE_PAUSE_S = 0.002  # pause between settle frames (a 500 FPS cap)
+
+
 class Game:
     """The window, the loop and the HUD around a :class:`Scene` and a planner."""
 
@@ -184,6 +187,9 @@ class Game:
         try:
             while self.scene.waiting and time.monotonic() < deadline:
                 self.frame()
+                # Yield the GIL between frames: a loop that never blocks starves the pool's
+                # manager thread (CPython's convoy effect), and answers then crawl in.
+                time.sleep(SETTLE_PAUSE_S)
         finally:
             self.frame_ms = recorded
         return not self.scene.waiting

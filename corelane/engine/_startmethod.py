@@ -7,6 +7,7 @@ threads but corelane's own, and ``forkserver`` otherwise (the choice Python 3.14
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import sys
@@ -14,6 +15,8 @@ import threading
 from multiprocessing.context import BaseContext
 
 METHODS = ("fork", "forkserver", "spawn")
+_POPEN = {"fork": "multiprocessing.popen_fork", "forkserver": "multiprocessing.popen_forkserver",
+          "spawn": "multiprocessing.popen_spawn_posix"}
 
 
 def available_cpus() -> int:
@@ -44,7 +47,14 @@ def get_context(method: str) -> BaseContext:
     if method not in METHODS:
         raise ValueError(f"start_method must be one of {METHODS}, got {method!r}")
     ctx = multiprocessing.get_context(method)
+    # Import what starting a process needs here, in the caller's thread: the pool's manager
+    # thread starts the workers, and a busy caller (a frame loop) starves it of the GIL so
+    # badly that each of the hundreds of file-system calls of a first import costs a thread
+    # switch (5 ms): seconds before the first worker starts.
+    importlib.import_module(_POPEN[method])
     if method == "forkserver":
-        # Preloading makes every forked worker start with corelane already imported.
+        # Preloading makes every forked worker start with corelane already imported; starting
+        # the server now (it is shared, so once per program) keeps that cost off the manager.
         ctx.set_forkserver_preload(["corelane.engine.worker"])
+        importlib.import_module("multiprocessing.forkserver").ensure_running()
     return ctx

@@ -75,6 +75,7 @@ FN_CACHE = 64  # functions remembered by id for submit()
 _job_ids = itertools.count(1)
 _live_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
 _parent_fds: set[int] = set()  # parent-side pipe ends of every pool's workers (and wake pipes)
+_spawn_lock = threading.Lock()  # one worker start at a time, process-wide (see _spawn_one)
 
 
 # A run of results for consecutive input indices: (first index, values, failures among them).
@@ -578,24 +579,30 @@ class Pool:
         if self._closing or self._broken is not None:
             return
         while len(self._workers) < self.workers:
-            slot = self._ctx.RawArray("q", SLOT_SIZE)
-            parent_end, child_end = self._ctx.Pipe(duplex=True)
-            close_fds: list[int] = []
-            if self.start_method == "fork":
-                # The child must not keep any pool's parent-side pipe ends open, or EOF (which
-                # ends workers whose parent died) would never reach those workers.
-                close_fds = [parent_end.fileno(), *_parent_fds]
-            log_config = self._log.worker_config() if self._log is not None else None
-            proc = self._ctx.Process(  # type: ignore[attr-defined]
-                target=worker_main,
-                args=(child_end, slot, self._init_bytes, self._initargs_bytes, log_config, close_fds),
-                name=f"corelane-worker-{len(self._workers)}",
-                daemon=False,
-            )
-            proc.start()
-            child_end.close()
-            _parent_fds.add(parent_end.fileno())
-            self._workers.append(_Worker(proc, parent_end, slot))
+            with _spawn_lock:
+                self._spawn_one()
+
+    def _spawn_one(self) -> None:
+        """Start one worker (under _spawn_lock: under fork, a child of another pool's spawn must
+        not catch this pipe between its creation and the closing of our child end)."""
+        slot = self._ctx.RawArray("q", SLOT_SIZE)
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        close_fds: list[int] = []
+        if self.start_method == "fork":
+            # The child must not keep any pool's parent-side pipe ends open, or EOF (which
+            # ends workers whose parent died) would never reach those workers.
+            close_fds = [parent_end.fileno(), *_parent_fds]
+        log_config = self._log.worker_config() if self._log is not None else None
+        proc = self._ctx.Process(  # type: ignore[attr-defined]
+            target=worker_main,
+            args=(child_end, slot, self._init_bytes, self._initargs_bytes, log_config, close_fds),
+            name=f"corelane-worker-{len(self._workers)}",
+            daemon=False,
+        )
+        proc.start()
+        child_end.close()
+        _parent_fds.add(parent_end.fileno())
+        self._workers.append(_Worker(proc, parent_end, slot))
 
     def _next_chunk(self) -> _Chunk | None:
         with self._lock:
@@ -641,10 +648,17 @@ class Pool:
         except OSError:
             pass  # the worker is dead: its sentinel fires and _on_death re-queues the chunk
 
-    def _drain(self, w: _Worker) -> None:
+    def _drain(self, w: _Worker, readable: bool = True) -> None:
+        """Handle every message waiting on ``w``'s pipe.
+
+        ``readable``: wait() just said so, so the first read needs no poll (every syscall here
+        may cost a GIL hand-off when the caller's thread is busy).
+        """
         try:
-            while w.conn.poll():
+            ready = readable or w.conn.poll()
+            while ready:
                 self._handle(w, loads(w.conn.recv_bytes()))
+                ready = w.conn.poll()
         except (EOFError, OSError):
             pass  # the worker is exiting; its sentinel will tell us how
 
@@ -692,7 +706,7 @@ class Pool:
         job.pending.appendleft(chunk)
 
     def _on_death(self, w: _Worker) -> None:
-        self._drain(w)  # results it sent before dying still count
+        self._drain(w, readable=False)  # results it sent before dying still count
         w.proc.join(1.0)
         exitcode = w.proc.exitcode
         pid = w.proc.pid

@@ -68,3 +68,17 @@ def test_terminate_fails_pending_futures() -> None:
     time.sleep(0.2)
     pool.terminate()
     assert isinstance(slow.exception(timeout=10), corelane.Cancelled)
+
+
+def test_busy_caller_does_not_stall_the_pool(start_method: str) -> None:
+    # A frame loop that never blocks holds the GIL; the pool's manager thread must still start
+    # its workers (imports and the forkserver are done in the caller) and deliver results.
+    pool = corelane.Pool(1, start_method=start_method)
+    try:
+        futures = [pool.submit(square, i) for i in range(20)]
+        deadline = time.monotonic() + 20
+        while not all(f.done() for f in futures) and time.monotonic() < deadline:
+            sum(range(500))  # busy, never sleeps
+        assert [f.result(timeout=0) for f in futures] == [i * i for i in range(20)]
+    finally:
+        pool.close()
