@@ -107,3 +107,18 @@ def raise_needs_two(x: int) -> int:
 def slow_square(x: int) -> int:
     time.sleep(0.2)
     return x * x
+
+
+def _explode() -> None:
+    raise RuntimeError("cannot be rebuilt here")
+
+
+class Unrebuildable:
+    """Pickles fine, but unpickling it raises (like a class the parent cannot import)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_explode, ())
+
+
+def unrebuildable_on_three(x: int) -> Any:
+    return Unrebuildable() if x == 3 else x

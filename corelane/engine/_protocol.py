@@ -10,8 +10,11 @@ cannot make the whole frame unreadable: the worker then fails just that chunk's 
                        (SHUTDOWN,)
     worker -> parent   (READY, pid)
                        (INIT_FAILED, traceback_text)
-                       (RESULTS, job_id, results, final, elapsed, n_run, remainder_indices)
-                           results: [(index, ok, value | (exception, traceback_text))]
+                       (RESULTS, job_id, first, n, values_bytes, failures, final, elapsed,
+                        n_run, stop)
+                           values_bytes: the pickled results of chunk positions first..first+n,
+                           kept apart so that one the parent cannot unpickle fails those items,
+                           not the pool; failures: {position: (exception, traceback_text)}
 
 Each worker also owns a small shared "slot" of int64s, so the parent knows what a worker was
 running when it died or overran its timeout, without a message per item. In a *precise* chunk

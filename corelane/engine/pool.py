@@ -229,6 +229,7 @@ class Pool:
         self._workers: list[_Worker] = []
         self._fns: OrderedDict[int, tuple[Any, int, bytes]] = OrderedDict()
         self._fn_ids = itertools.count(1)
+        self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         _parent_fds.update((self._wake_r, self._wake_w))
@@ -400,8 +401,10 @@ class Pool:
         self._wake()
 
     def _wake(self) -> None:
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
+        with self._wake_lock:  # never write to a closed (and maybe reused) descriptor
+            if self._wake_w >= 0:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.write(self._wake_w, b"x")
 
     def _start(
         self,
@@ -665,7 +668,14 @@ class Pool:
     def _handle(self, w: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind is Msg.RESULTS:
-            _, job_id, first, values, failures, final, elapsed, n_run, stop = message
+            _, job_id, first, n, blob, failures, final, elapsed, n_run, stop = message
+            try:
+                values = loads(blob)
+            except Exception as exc:  # e.g. a result whose class the parent cannot import
+                err = NotPicklable(f"a result of chunk positions {first}..{first + n - 1}",
+                                   f"the parent could not unpickle it: {type(exc).__name__}: {exc}")
+                values = [None] * n
+                failures = {**{p: (err, "") for p in range(first, first + n)}, **failures}
             chunk = w.inflight[0]
             job = chunk.job
             if job.id != job_id:
@@ -840,11 +850,13 @@ class Pool:
             self._log = None
         if self._thread.is_alive():
             return  # a wedged manager (bounded join timed out) may still use the wake pipe
-        for fd in (self._wake_r, self._wake_w):
-            _parent_fds.discard(fd)
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._wake_r = self._wake_w = -1
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    _parent_fds.discard(fd)
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wake_r = self._wake_w = -1
         _live_pools.discard(self)
 
 

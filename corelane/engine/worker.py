@@ -144,7 +144,8 @@ def worker_main(
             text = "".join(traceback.format_exception(exc))
             exc = portable_exception(exc)
             failures = {pos: (exc, text) for pos in range(n_items)}
-            _send(conn, (Msg.RESULTS, job_id, 0, [None] * n_items, failures, True, 0.0, 0, n_items))
+            _send(conn, (Msg.RESULTS, job_id, 0, n_items, dumps([None] * n_items), failures, True,
+                         0.0, 0, n_items))
             continue
         _run_chunk(conn, mv, mvd, job_id, fn, star, budget, precise, items)
         del fn, items, message  # drop references before blocking for the next chunk
@@ -191,7 +192,8 @@ def _run_chunk(
                 break
             if now - last_flush >= FLUSH_SECONDS:
                 packed = _pack_values(values, failures, first)
-                _send(conn, (Msg.RESULTS, job_id, first, packed, failures, False, 0.0, 0, 0))
+                _send(conn, (Msg.RESULTS, job_id, first, len(packed), dumps(packed), failures,
+                             False, 0.0, 0, 0))
                 values = []
                 extend = values.extend
                 failures = {}
@@ -215,4 +217,5 @@ def _run_chunk(
     mv[SLOT_JOB] = 0
     elapsed = monotonic() - started
     packed = _pack_values(values, failures, first)
-    _send(conn, (Msg.RESULTS, job_id, first, packed, failures, True, elapsed, pos, pos))
+    _send(conn, (Msg.RESULTS, job_id, first, len(packed), dumps(packed), failures, True, elapsed,
+                 pos, pos))

@@ -56,3 +56,14 @@ def test_unpicklable_function_fails_at_call_time() -> None:
 
 def test_worker_state_in_parent_is_a_plain_dict() -> None:
     assert isinstance(corelane.worker_state(), dict)
+
+
+def test_result_the_parent_cannot_unpickle_fails_its_items_not_the_pool() -> None:
+    from tests.engine_tasks import unrebuildable_on_three
+
+    with corelane.Pool(2) as pool:
+        out = pool.map(unrebuildable_on_three, range(6), chunksize=1, errors="return")
+        assert [x for i, x in enumerate(out) if i != 3] == [0, 1, 2, 4, 5]
+        assert isinstance(out[3], Failure) and isinstance(out[3].exception, NotPicklable)
+        assert "could not unpickle" in str(out[3].exception)
+        assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]
