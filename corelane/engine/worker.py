@@ -72,11 +72,10 @@ def _send(conn: Connection, message: tuple[Any, ...]) -> None:
     conn.send_bytes(dumps(message))
 
 
-def _pack_values(values: list[Any], failures: dict[int, Any], first: int) -> list[Any]:
-    """Make every result sendable: an unpicklable value becomes a NotPicklable failure."""
+def _pack_values(values: list[Any], failures: dict[int, Any], first: int) -> bytes:
+    """Pickle the results once; an unpicklable value becomes a NotPicklable failure instead."""
     try:
-        dumps(values)
-        return values
+        return dumps(values)
     except NotPicklable:
         packed: list[Any] = []
         for offset, value in enumerate(values):
@@ -88,7 +87,7 @@ def _pack_values(values: list[Any], failures: dict[int, Any], first: int) -> lis
                 err = NotPicklable(f"the result of chunk item {pos} ({type(value).__name__})", exc.reason)
                 failures[pos] = (err, "")
                 packed.append(None)
-        return packed
+        return dumps(packed)
 
 
 def worker_main(
@@ -192,8 +191,8 @@ def _run_chunk(
                 break
             if now - last_flush >= FLUSH_SECONDS:
                 packed = _pack_values(values, failures, first)
-                _send(conn, (Msg.RESULTS, job_id, first, len(packed), dumps(packed), failures,
-                             False, 0.0, 0, 0))
+                _send(conn, (Msg.RESULTS, job_id, first, len(values), packed, failures, False,
+                             0.0, 0, 0))
                 values = []
                 extend = values.extend
                 failures = {}
@@ -217,5 +216,5 @@ def _run_chunk(
     mv[SLOT_JOB] = 0
     elapsed = monotonic() - started
     packed = _pack_values(values, failures, first)
-    _send(conn, (Msg.RESULTS, job_id, first, len(packed), dumps(packed), failures, True, elapsed,
+    _send(conn, (Msg.RESULTS, job_id, first, len(values), packed, failures, True, elapsed,
                  pos, pos))
