@@ -15,10 +15,12 @@ import math
 TARGET_SECONDS = 0.05  # work per chunk: ~100 µs overhead per round trip makes this ~0.5%
 BUDGET_FACTOR = 4.0  # a chunk running past TARGET * this returns its unstarted items
 MAX_CHUNK = 10_000  # bounds memory per message and the read-ahead of lazy input
+MAX_CHUNK_KNOWN = 100_000  # the same bound when the input has a length (it is in memory)
 TAIL_CHUNKS_PER_WORKER = 4  # keep this many chunks per worker of what is left, for the tail
 SMOOTHING = 0.5  # weight of a new measurement in the moving average
 INITIAL_CHUNK = 32  # before any measurement; the time budget bounds the cost of a bad guess
 PREFETCH_BELOW_SECONDS = 0.1  # send a second chunk ahead only when chunks are this short
+DEEP_PREFETCH_BELOW_SECONDS = 0.01  # ... and a third when they are this short
 
 
 class Chunker:
@@ -56,10 +58,11 @@ class Chunker:
             size = INITIAL_CHUNK  # safe before measuring: a slow chunk hands back its rest
         else:
             size = max(1, int(TARGET_SECONDS / self.per_item))
-        if self.total is not None:
-            left = max(0, self.total - cut_so_far)
-            size = min(size, max(1, math.ceil(left / (self.workers * TAIL_CHUNKS_PER_WORKER))))
-        return min(size, MAX_CHUNK)
+        if self.total is None:
+            return min(size, MAX_CHUNK)
+        # A known length means the input is in memory already: no read-ahead cap, only the tail's.
+        left = max(0, self.total - cut_so_far)
+        return min(size, MAX_CHUNK_KNOWN, max(1, math.ceil(left / (self.workers * TAIL_CHUNKS_PER_WORKER))))
 
     @property
     def budget(self) -> float:
@@ -69,9 +72,11 @@ class Chunker:
         return TARGET_SECONDS * BUDGET_FACTOR
 
     def prefetch(self) -> int:
-        """How many chunks a worker may hold at once (one running, maybe one queued)."""
+        """How many chunks a worker may hold at once: one running, plus queued ones when chunks
+        are short enough that the parent's turnaround (a few GIL hand-offs) would idle it."""
         if self.per_item is None:
             return 1
-        if self.per_item * self.size() < PREFETCH_BELOW_SECONDS:
-            return 2
-        return 1
+        chunk_seconds = self.per_item * self.size()
+        if chunk_seconds >= PREFETCH_BELOW_SECONDS:
+            return 1
+        return 3 if chunk_seconds < DEEP_PREFETCH_BELOW_SECONDS else 2

@@ -624,12 +624,12 @@ class Pool:
     def _dispatch(self) -> None:
         if self._terminating or self._broken is not None:
             return
-        # First one chunk to every idle worker, then a second ahead where chunks are short.
-        for depth in (0, 1):
+        # First one chunk to every idle worker, then more ahead where chunks are short.
+        for depth in (0, 1, 2):
             for w in self._workers:
                 if not w.ready or w.kill_reason or len(w.inflight) != depth:
                     continue
-                if depth == 1 and w.inflight[0].job.chunker.prefetch() < 2:
+                if depth and w.inflight[0].job.chunker.prefetch() <= depth:
                     continue
                 chunk = self._next_chunk()
                 if chunk is None:
