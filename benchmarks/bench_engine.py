@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import corelane  # noqa: E402
-from benchmarks._report import OUT, machine, table, write_section  # noqa: E402
+from benchmarks._report import OUT, machine, median_time, table, write_section  # noqa: E402
 
 WORKERS = os.cpu_count() or 2
 CTX = mp.get_context("fork")  # the peers' fastest start method on Linux; corelane's default here
@@ -141,13 +141,7 @@ def tuned_chunks(n: int) -> int:
 # ---------------------------------------------------------------- running
 
 
-def measure(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+measure = median_time  # median wall time of fn() over `repeat` runs
 
 
 def speed_rows(

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 import corelane  # noqa: E402
-from benchmarks._report import machine, table, write_section  # noqa: E402
+from benchmarks._report import machine, median_time, table, write_section  # noqa: E402
 from corelane.commands.images import _Task, process_file  # noqa: E402
 from corelane.imaging import ImageLimits, ProcessOptions, process_image  # noqa: E402
 from corelane.imaging import features as feat  # noqa: E402
@@ -96,13 +96,7 @@ def ceiling(tasks: list[_Task], n: int) -> None:
         p.join()
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+timed = median_time  # median wall time of fn() over `repeat` runs
 
 
 def bench_job(paths: list[Path], out: Path, repeat: int) -> str:

@@ -45,6 +45,15 @@ class BusEvent:
 Handler = Callable[[BusEvent], None]
 
 
+def call_handlers(handlers: list[Handler], event: BusEvent) -> None:
+    """Give ``event`` to every handler; a broken handler must not stop the others."""
+    for handler in list(handlers):
+        try:
+            handler(event)
+        except Exception:
+            log.exception("bus handler %r failed on %s", handler, event.name)
+
+
 class Bus(Protocol):
     """What runners publish to and the web layer subscribes to."""
 
@@ -82,11 +91,7 @@ class LocalBus:
             event = self._queue.get()
             if event is None:
                 return
-            for handler in list(self._handlers):
-                try:
-                    handler(event)
-                except Exception:  # a broken handler must not stop the others
-                    log.exception("bus handler %r failed on %s", handler, event.name)
+            call_handlers(self._handlers, event)
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop the dispatcher after the events already published (bounded wait)."""

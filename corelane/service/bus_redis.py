@@ -16,7 +16,7 @@ import time
 
 import redis
 
-from corelane.service.bus import BusEvent, Handler
+from corelane.service.bus import BusEvent, Handler, call_handlers
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,7 @@ class RedisBus:
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed event on %s", self.channel)
             return
-        for handler in list(self._handlers):
-            try:
-                handler(event)
-            except Exception:  # a broken handler must not stop the others
-                log.exception("bus handler %r failed on %s", handler, event.name)
+        call_handlers(self._handlers, event)
 
     def close(self, timeout: float = 2.0) -> None:
         self._closed.set()
