@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from service_fixtures import _wait_group_gone
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,16 +55,6 @@ class WorkerProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
         self.kill()
-
-
-def _wait_group_gone(pgid: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:
