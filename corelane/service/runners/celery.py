@@ -42,6 +42,7 @@ from corelane.service.bus import Bus, BusEvent
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
 from corelane.service.objects import ObjectStore
+from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, process_item
 from corelane.service.store import Store
 
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 
 TASK_NAME = "corelane.process_item"
 QUEUE = "corelane"
-IDLE_POLL_S = 1.0  # how often the dispatcher looks for queued jobs (a wake() is immediate)
 DISPATCH_RETRY_MAX_S = 5.0  # backoff cap while the broker is unreachable
 HEARTBEAT_S = 2.0  # how often a worker refreshes its entry in the worker registry
 HEARTBEAT_TTL_S = 10  # an entry not refreshed for this long disappears (the host is gone)
@@ -299,21 +299,14 @@ class CeleryRunner:
             self._thread.join(timeout)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = self.store.claim_next_job()
-            except Exception:
-                log.exception("could not read the job queue; retrying")
-                job = None
-            if job is None:
-                self._wake.wait(IDLE_POLL_S)
-                self._wake.clear()
-                continue
-            self.current_job = job["id"]
-            try:
-                self._dispatch(job["id"])
-            finally:
-                self.current_job = None
+        claim_jobs(self.store, self._stop, self._wake, self._dispatch_job)
+
+    def _dispatch_job(self, job: dict[str, Any]) -> None:
+        self.current_job = job["id"]
+        try:
+            self._dispatch(job["id"])
+        finally:
+            self.current_job = None
 
     def _dispatch(self, job_id: str) -> None:
         pending = self.store.list_items(job_id, ItemState.QUEUED)

@@ -32,12 +32,12 @@ from corelane.service.bus import Bus, BusEvent
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
 from corelane.service.objects import ObjectStore
+from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, init_worker, process_item
 from corelane.service.store import Store
 
 log = logging.getLogger(__name__)
 
-IDLE_POLL_S = 1.0  # how often an idle runner looks for queued jobs (a wake() is immediate)
 
 
 def describe_failure(exc: BaseException | None) -> str:
@@ -121,21 +121,7 @@ class LocalRunner:
         return self._pool
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                job = self.store.claim_next_job()
-            except Exception:
-                log.exception("could not read the job queue; retrying")
-                job = None
-            if job is None:
-                self._wake.wait(IDLE_POLL_S)
-                self._wake.clear()
-                continue
-            try:
-                self._run_job(job)
-            except Exception:
-                log.exception("runner failed on job %s; it stays running until restart", job["id"])
-                self._stop.wait(IDLE_POLL_S)
+        claim_jobs(self.store, self._stop, self._wake, self._run_job)
 
     def _publish(self, name: EventName, job_id: str, data: dict[str, Any]) -> None:
         self.bus.publish(BusEvent(name.value, job_id, data))
