@@ -11,6 +11,7 @@ from typing import Any
 
 from corelane import errors, events
 from corelane.engine import Failure, Pool, imap, imap_unordered, map, worker_state
+from corelane.engine._cpus import cpu_count
 from corelane.errors import (
     Cancelled,
     CorelaneError,
@@ -48,6 +49,7 @@ __all__ = [
     "TaskError",
     "TaskTimeout",
     "WorkerDied",
+    "cpu_count",
     "errors",
     "events",
     "imap",

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
-import os
 import sys
 import threading
 from multiprocessing.context import BaseContext
+
+from corelane.engine._cpus import cpu_count
 
 METHODS = ("fork", "forkserver", "spawn")
 _POPEN = {"fork": "multiprocessing.popen_fork", "forkserver": "multiprocessing.popen_forkserver",
@@ -20,11 +21,8 @@ _POPEN = {"fork": "multiprocessing.popen_fork", "forkserver": "multiprocessing.p
 
 
 def available_cpus() -> int:
-    """CPUs this process may run on (respects affinity masks, unlike os.cpu_count())."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """CPUs this process may keep busy: affinity mask and cgroup quota (see engine._cpus)."""
+    return cpu_count()
 
 
 def _foreign_threads() -> list[threading.Thread]:

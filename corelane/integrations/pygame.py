@@ -21,13 +21,13 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import itertools
-import os
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from corelane.engine import Failure, Pool
+from corelane.engine._cpus import cpu_count
 from corelane.errors import Cancelled, Closed, CorelaneError, Full, TaskError
 
 OnFull = Literal["raise", "drop_oldest"]
@@ -74,11 +74,7 @@ class _Request:
 
 def _default_workers() -> int:
     """All usable CPUs but one: the frame loop needs a core of its own to hold its frame rate."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+    return max(1, cpu_count() - 1)
 
 
 class Offloader:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template
 
+from corelane.engine._cpus import cpu_count
 from corelane.service.api import bp as api_bp  # /api/workers shares the API's token guard
 
 bp = Blueprint("workers", __name__)  # the HTML page
@@ -25,7 +26,7 @@ def _local(service: Any) -> list[dict[str, Any]]:
     return [{
         "name": f"{socket.gethostname()}-{os.getpid()}", "host": socket.gethostname(),
         "pid": os.getpid(), "kind": "local", "concurrency": service.config.workers or
-        (pool.workers if pool is not None else os.cpu_count() or 1),
+        (pool.workers if pool is not None else cpu_count()),
         "busy": 1 if runner is not None and runner.current_job else 0,
         "done": None, "failed": None, "last_seen": time.time(), "worker_pids": pids,
     }]
