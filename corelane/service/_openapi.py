@@ -17,8 +17,13 @@ def _job_path(summary: str, ok: str, extra: dict[str, Any] | None = None) -> dic
             "responses": responses}
 
 
-def openapi_document() -> dict[str, Any]:
-    """Build the document (a plain dict, validated by the tests)."""
+def openapi_document(token_required: bool = False) -> dict[str, Any]:
+    """Build the document (a plain dict, validated by the tests).
+
+    Args:
+        token_required: the server has an API token, so every path but the health check and
+            this document requires it; without one the requirement is optional (``{}``).
+    """
     job_schema = {
         "type": "object",
         "required": ["id", "state", "total", "done", "failed", "options"],
@@ -106,7 +111,16 @@ def openapi_document() -> dict[str, Any]:
                         "400": _ERROR},
                 },
             },
-            "/api/jobs/{job_id}": {"get": _job_path("Get a job with its counts", "200")},
+            "/api/jobs/{job_id}": {
+                "get": _job_path("Get a job with its counts", "200"),
+                "delete": {
+                    "summary": "Delete a job that is not running, with its images and outputs",
+                    "parameters": [{"$ref": "#/components/parameters/JobId"}],
+                    "responses": {"200": {"description": "deleted", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "deleted": {"type": "string"},
+                            "files_removed": {"type": "integer"}}}}}},
+                        "404": _ERROR, "409": _ERROR}}},
             "/api/jobs/{job_id}/items": {"get": {
                 "summary": "List a job's items with their features",
                 "parameters": [{"$ref": "#/components/parameters/JobId"}],
@@ -133,10 +147,26 @@ def openapi_document() -> dict[str, Any]:
                 "Cancel a queued or running job", "202", {"409": _ERROR})},
             "/api/jobs/{job_id}/retry": {"post": _job_path(
                 "Queue a finished job's failed items again", "202", {"409": _ERROR})},
-            "/api/health": {"get": {"summary": "Liveness and queue length", "responses": {
-                "200": {"description": "ok", "content": {"application/json": {
-                    "schema": {"type": "object"}}}}}}},
+            "/api/workers": {"get": {
+                "summary": "Who runs the work: the local pool, or `corelane worker` hosts",
+                "responses": {"200": {"description": "workers", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "mode": {"type": "string", "enum": ["local", "celery"]},
+                        "workers": {"type": "array", "items": {"type": "object"}}}}}}}}}},
+            "/api/health": {"get": {
+                "summary": "Liveness and queue length (running_job only with the token)",
+                "security": [],
+                "responses": {"200": {"description": "ok", "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "status": {"type": "string"}, "queued_jobs": {"type": "integer"},
+                        "running_job": {"type": ["string", "null"]},
+                        "workers": {"type": "integer"}}}}}}}}},
+            "/api/openapi.json": {"get": {
+                "summary": "This document", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3.1",
+                                      "content": {"application/json": {}}}}}},
         },
+        "security": [{"bearer": []}, {"apiToken": []}] + ([] if token_required else [{}]),
         "components": {
             "schemas": {
                 "Job": job_schema, "Item": item_schema, "Options": options_schema,
@@ -149,7 +179,10 @@ def openapi_document() -> dict[str, Any]:
                                      "schema": {"type": "string"}}},
             "responses": {"Error": {"description": "an error, explained", "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "only when CORELANE_API_TOKEN is set"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "the server's CORELANE_API_TOKEN, when it has one"},
+                "apiToken": {"type": "apiKey", "in": "header", "name": "X-API-Token",
+                             "description": "the same token in a header of its own"}},
         },
     }

@@ -18,9 +18,11 @@ from werkzeug.utils import secure_filename
 
 from corelane.errors import BadImage, JobNotFound, ServiceError, UploadRejected
 from corelane.service._openapi import openapi_document
+from corelane.service.guard import origin_ok, token_ok
 from corelane.service.jobs import EventName, ItemState
 from corelane.service.objects import new_id
-from corelane.service.views import public_item, public_job, token_ok
+from corelane.service.retention import delete_job as delete_job_and_files
+from corelane.service.views import public_item, public_job
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -35,15 +37,15 @@ def _service() -> Any:
 
 @bp.before_request
 def _guard() -> None:
-    """Token (when configured) and same-origin checks for every API call."""
+    """Token (when configured) and origin checks for every API call (the Host is checked before,
+    by guard.HostGuard)."""
     service = _service()
     if request.endpoint not in OPEN_ENDPOINTS and not token_ok(service.config, request):
         raise ServiceError("this server requires an API token (Authorization: Bearer ...)",
                            status=401)
     if request.method in ("POST", "PUT", "PATCH", "DELETE"):
         origin = request.headers.get("Origin")
-        if origin and origin.rstrip("/") != request.host_url.rstrip("/") \
-                and origin not in service.config.allowed_origins:
+        if not origin_ok(service.config, origin, request.environ):
             raise ServiceError(f"cross-origin request from {origin} refused", status=403)
 
 
@@ -209,13 +211,21 @@ def retry_job(job_id: str) -> Any:
     return jsonify(job), 202
 
 
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Any:
+    removed = delete_job_and_files(_service(), job_id)
+    return jsonify({"deleted": job_id, "files_removed": removed})
+
+
 @bp.get("/health")
 def health() -> Any:
     service = _service()
+    # Open to all, so a job id (a capability to read its images) only goes to token holders.
+    running = service.running_job() if token_ok(service.config, request) else None
     return jsonify({"status": "ok", "queued_jobs": service.store.queued_count(),
-                    "running_job": service.running_job(), "workers": service.workers})
+                    "running_job": running, "workers": service.workers})
 
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(token_required=bool(_service().config.api_token)))

@@ -19,11 +19,12 @@ from corelane.errors import ServiceError
 from corelane.service import api, sockets, workers_api
 from corelane.service.bus import Bus, BusEvent, LocalBus
 from corelane.service.config import ServiceConfig
+from corelane.service.guard import TOKEN_COOKIE, HostGuard, origin_ok, token_matches, token_ok
 from corelane.service.jobs import EventName
 from corelane.service.objects import ObjectStore
+from corelane.service.retention import RetentionSweeper
 from corelane.service.runners.local import LocalRunner
 from corelane.service.store import Store
-from corelane.service.views import TOKEN_COOKIE, token_ok
 
 if TYPE_CHECKING:
     from corelane.service.runners.celery import CeleryRunner
@@ -44,6 +45,7 @@ class Service:
     bus: Bus
     socketio: SocketIO
     runner: LocalRunner | CeleryRunner | None = None
+    sweeper: RetentionSweeper | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,7 +70,9 @@ class Service:
         return self.runner.current_job if self.runner is not None else None
 
     def close(self) -> None:
-        """Stop the runner (and its workers), the bus and the database pool."""
+        """Stop the runner (and its workers), the sweeper, the bus and the database pool."""
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self.runner is not None:
             self.runner.stop()
         self.bus.close()
@@ -107,10 +111,15 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
         bus = RedisBus(config.broker_url)
     else:
         bus = LocalBus()
+    # engine.io calls this for every handshake that carries an Origin: the page's own origin
+    # plus the listed ones (a plain list would replace the page's own origin).
     socketio = SocketIO(app, async_mode="threading",
-                        cors_allowed_origins=list(config.allowed_origins) or None,
+                        cors_allowed_origins=lambda origin, environ: origin_ok(config, origin,
+                                                                               environ),
                         max_http_buffer_size=64 * 1024, ping_interval=10,
                         message_queue=config.broker_url)
+    # Outermost: a foreign Host is refused before Flask or Socket.IO sees the request.
+    app.wsgi_app = HostGuard(app.wsgi_app, config)  # type: ignore[method-assign]
     service = Service(config, store, objects, bus, socketio)
     app.extensions["corelane"] = service
 
@@ -145,13 +154,18 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
     @app.get("/")
     def index() -> Any:
         token = request.args.get("token")
+        if token is not None and config.api_token and not token_matches(config, token):
+            return render_template("index.html", needs_token=True, bad_token=True,
+                                   config=config, workers=service.workers), 401
         if token is not None:
             # Trade a ?token= link for an HttpOnly cookie, then drop it from the address bar.
             response = make_response(redirect("/"))
-            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+            if config.api_token:
+                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict",
+                                    secure=request.is_secure)
             return response
         return render_template("index.html", needs_token=not token_ok(config, request),
-                               config=config)
+                               bad_token=False, config=config, workers=service.workers)
 
     if config.run_jobs:
         if config.broker_url:
@@ -161,4 +175,7 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
         else:
             service.runner = LocalRunner(store, objects, bus, config, **runner_options)
         service.runner.start()
+        if config.keep_days is not None:
+            service.sweeper = RetentionSweeper(service, config.keep_days)
+            service.sweeper.start()
     return app

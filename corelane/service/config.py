@@ -30,6 +30,35 @@ def _parse_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def split_host(value: str) -> tuple[str, int | None]:
+    """Split a ``Host`` header or host entry into (lower-case name, port or None).
+
+    ``example.com:8000`` -> ("example.com", 8000); ``[::1]:80`` -> ("::1", 80); ``localhost`` ->
+    ("localhost", None).
+
+    Raises:
+        ValueError: not a host name with an optional port.
+    """
+    text = value.strip().lower()
+    port_text: str | None = None
+    if text.startswith("["):
+        name, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"not a host: {value!r}")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        name, port_text = text.split(":")
+    else:
+        name = text  # a bare IPv6 address has several colons and no port
+    if not name or any(ch in name for ch in "/@?# \t"):
+        raise ValueError(f"not a host: {value!r}")
+    if port_text is None:
+        return name, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"not a port in {value!r}")
+    return name, int(port_text)
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """Everything ``corelane serve`` can be told.
@@ -46,8 +75,14 @@ class ServiceConfig:
         max_file_bytes: cap on one uploaded image (a per-item error above it).
         max_files: cap on the number of images in one job.
         max_pixels: width x height cap, checked from the header before decoding.
-        allowed_origins: extra origins allowed for Socket.IO and state-changing requests;
-            empty means same origin only.
+        allowed_origins: origins allowed for Socket.IO and state-changing requests in addition
+            to the page's own origin (``https://photos.example``).
+        allowed_hosts: ``Host`` names accepted in addition to 127.0.0.1, localhost and [::1] on
+            ``port`` (and ``host`` itself when it names one address): a name (any port), a
+            ``name:port``, or ``*`` for any (only behind a proxy that checks). Every other
+            ``Host`` is refused with 421, which stops DNS rebinding.
+        keep_days: delete finished jobs and their files this many days after they ended
+            (None keeps them until deleted by hand).
         api_token: when set, every API call and Socket.IO connection must present it.
         item_timeout: seconds one image may take before its worker is replaced.
         max_attempts: tries for an image whose worker dies (a poison input) before it fails.
@@ -72,6 +107,8 @@ class ServiceConfig:
     max_files: int = 1000
     max_pixels: int = 89_478_485
     allowed_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+    keep_days: float | None = None
     api_token: str | None = None
     item_timeout: float = 120.0
     max_attempts: int = 3
@@ -100,6 +137,22 @@ class ServiceConfig:
             raise ValueError(f"broker must be a redis:// URL, got {self.broker_url!r}")
         if self.visibility_timeout <= 0:
             raise ValueError("visibility_timeout must be > 0 seconds")
+        if self.keep_days is not None and self.keep_days <= 0:
+            raise ValueError(f"keep_days must be > 0, got {self.keep_days}")
+        object.__setattr__(self, "allowed_hosts", tuple(self.allowed_hosts))
+        object.__setattr__(self, "allowed_origins",
+                           tuple(o.rstrip("/") for o in self.allowed_origins))
+        for entry in self.allowed_hosts:
+            try:
+                if entry != "*":
+                    split_host(entry)
+            except ValueError:
+                raise ValueError(f"allowed host {entry!r}: give a host name with an optional "
+                                 f"port (photos.example, photos.example:8443) or *") from None
+        for origin in self.allowed_origins:
+            if not origin.startswith(("http://", "https://")):
+                raise ValueError(f"an allowed origin looks like https://name[:port], "
+                                 f"got {origin!r}")
 
     @property
     def database_url(self) -> str:
@@ -157,7 +210,7 @@ class ServiceConfig:
 
 _INTS = {"port", "workers", "threads", "max_request_bytes", "max_file_bytes", "max_files",
          "max_pixels", "max_attempts", "nice"}
-_FLOATS = {"item_timeout", "visibility_timeout"}
+_FLOATS = {"item_timeout", "visibility_timeout", "keep_days"}
 
 
 def _convert(name: str, raw: str) -> Any:
@@ -168,7 +221,7 @@ def _convert(name: str, raw: str) -> Any:
             return float(raw)
         if name == "run_jobs":
             return _parse_bool(raw)
-        if name == "allowed_origins":
+        if name in ("allowed_origins", "allowed_hosts"):
             return _parse_list(raw)
         if name == "data_dir":
             return Path(raw)

@@ -83,6 +83,7 @@ class EventName(enum.StrEnum):
     JOB_FAILED = "job_failed"
     JOB_CANCELLED = "job_cancelled"
     JOB_QUEUED = "job_queued"
+    JOB_DELETED = "job_deleted"  # the job and its files are gone
 
 
 FINISH_EVENTS = {

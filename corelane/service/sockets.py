@@ -16,8 +16,9 @@ from flask_socketio import SocketIO, emit, join_room, leave_room
 
 from corelane.errors import JobNotFound
 from corelane.service.bus import BusEvent
+from corelane.service.guard import token_ok
 from corelane.service.jobs import EventName
-from corelane.service.views import public_item, public_job, token_ok
+from corelane.service.views import public_item, public_job
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 JOBS_ROOM = "jobs"
@@ -25,7 +26,8 @@ JOBS_ROOM = "jobs"
 # Events that also concern the job list; the others go to the job's own room only.
 _LIST_EVENTS = {EventName.JOB_CREATED.value, EventName.JOB_PROGRESS.value,
                 EventName.JOB_FINISHED.value, EventName.JOB_FAILED.value,
-                EventName.JOB_CANCELLED.value, EventName.JOB_QUEUED.value}
+                EventName.JOB_CANCELLED.value, EventName.JOB_QUEUED.value,
+                EventName.JOB_DELETED.value}
 
 
 def job_room(job_id: str) -> str:

@@ -303,6 +303,37 @@ class Store:
                          .values(state=JobState.QUEUED.value, finished_at=None))
         return self.get_job(job_id)
 
+    # ------------------------------------------------------------------ deleting
+
+    def delete_job(self, job_id: str) -> list[dict[str, Any]]:
+        """Delete a job that is not running, with its items; returns the items (for their files).
+
+        Raises:
+            JobNotFound: no such job. ServiceError (409): the job is running (cancel it first).
+        """
+        with self._write() as conn:
+            row = conn.execute(sa.select(jobs.c.state).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise JobNotFound(f"no job {job_id!r}")
+            res = conn.execute(jobs.delete().where(jobs.c.id == job_id,
+                                                   jobs.c.state != JobState.RUNNING.value))
+            if res.rowcount != 1:
+                raise ServiceError(f"job {job_id} is running: cancel it, then delete it",
+                                   status=409)
+            rows = [self._item_dict(r) for r in conn.execute(
+                sa.select(items).where(items.c.job_id == job_id))]
+            conn.execute(items.delete().where(items.c.job_id == job_id))
+        return rows
+
+    def ended_before(self, cutoff: float, limit: int = 100) -> list[str]:
+        """Ids of finished jobs that ended before ``cutoff`` (a ``time.time()``), oldest first."""
+        finished = [s.value for s in JobState if s.finished]
+        with self._read() as conn:
+            return [str(r.id) for r in conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.state.in_(finished),
+                                           jobs.c.finished_at < cutoff)
+                .order_by(jobs.c.finished_at).limit(limit))]
+
     def recover(self) -> list[str]:
         """After a restart: jobs left ``running`` go back to ``queued``; returns their ids."""
         with self._write() as conn:

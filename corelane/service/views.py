@@ -1,13 +1,8 @@
-"""How jobs and items look from outside (REST and Socket.IO), and the token check both use."""
+"""How jobs and items look from outside (REST and Socket.IO)."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
-
-from corelane.service.config import ServiceConfig
-
-TOKEN_COOKIE = "corelane_token"
 
 
 def public_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -28,19 +23,3 @@ def public_item(item: dict[str, Any]) -> dict[str, Any]:
         outputs[size] = info
     out["outputs"] = outputs
     return out
-
-
-def token_ok(config: ServiceConfig, request: Any, given: str | None = None) -> bool:
-    """True when no token is configured, or the request presents it.
-
-    Accepted: ``Authorization: Bearer <token>``, ``X-API-Token``, the ``corelane_token`` cookie
-    (set by opening ``/?token=...``), or ``given`` (the Socket.IO ``auth`` token).
-    """
-    expected = config.api_token
-    if not expected:
-        return True
-    candidates = [given, request.headers.get("X-API-Token"), request.cookies.get(TOKEN_COOKIE)]
-    auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        candidates.append(auth[7:].strip())
-    return any(c and hmac.compare_digest(c.encode(), expected.encode()) for c in candidates)
