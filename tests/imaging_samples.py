@@ -333,6 +333,27 @@ def png_bomb(width: int = 30000, height: int = 30000, rows: int = 64) -> bytes:
     return _png(None, width, height, bit_depth=8, colour_type=0, row_bytes=width, idat=idat)
 
 
+# ---------------------------------------------------------------- real photos (scikit-image)
+
+#: The astronaut's face in scikit-image's ``astronaut`` (512x512), annotated by eye from the
+#: picture: (left, top, right, bottom), hairline to chin, ear to ear.
+ASTRONAUT_FACE = (172, 56, 276, 180)
+
+
+def real_photo(name: str) -> np.ndarray:
+    """A photo bundled with scikit-image (``astronaut``, ``coffee``, ``chelsea`` ...) as RGB."""
+    from skimage import data  # the test extra installs scikit-image
+
+    return np.ascontiguousarray(getattr(data, name)()[..., :3])
+
+
+def astronaut_jpeg(quality: int = 90, orientation: int | None = None) -> bytes:
+    """The astronaut photo as a JPEG; with ``orientation``, stored so a viewer shows it upright."""
+    upright = real_photo("astronaut")
+    stored = upright if orientation is None else stored_for_orientation(upright, orientation)
+    return jpeg_from_array(stored, quality=quality, orientation=orientation)
+
+
 def all_good_kinds() -> dict[str, bytes]:
     """One small sample of every accepted input kind, by name."""
     return {

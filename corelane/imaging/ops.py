@@ -2,7 +2,9 @@
 
     bytes ─ open_image (header checks) ─ draft (JPEG DCT shrink-on-load) ─ load ─ normalize mode
           ─ area-resize cascade 1024 → 512 → 128 (each from the previous) ─ orient ─ encode
-                                          └─ 256 px copy ─ features (NumPy)
+                                          └─ 256 px copy ─ features (NumPy), BlurHash,
+                                                           focal point ─ crops (from the
+                                                           smallest level that is big enough)
 
 Choice of library (see docs/imaging.md and the ``imaging`` section of docs/benchmarks.md): Pillow
 with ``draft`` decodes a 12 MP JPEG at 1/2..1/8 scale about as fast as OpenCV's reduced decode
@@ -23,14 +25,27 @@ import numpy as np
 from PIL import Image
 
 from corelane.errors import BadImage
+from corelane.imaging import blurhash as _blurhash
 from corelane.imaging import features as _features
+from corelane.imaging import focal as _focal
 from corelane.imaging._open import Opened, open_image
-from corelane.imaging.options import OUTPUT_FORMATS, ImageLimits, ProcessedImage, ProcessOptions
+from corelane.imaging.options import (
+    OUTPUT_FORMATS,
+    ImageLimits,
+    ProcessedImage,
+    ProcessOptions,
+    crop_label,
+)
 
 FEATURE_EDGE = 256  # long edge of the copy features are computed on
 WEBP_METHOD = 2  # libwebp effort 0..6: 2 is ~2x faster than 4 for ~4% larger files
 PNG_COMPRESS_LEVEL = 6  # zlib level: Pillow's default
 RESAMPLE = Image.Resampling.BOX  # area average: alias-free downscaling, and Pillow's fastest
+# resize="quality": Lanczos for each output's last step (from the previous, larger level):
+# ~+30 ms per 12 MP photo for 3 sizes, much closer to a full-resolution Lanczos reference.
+RESAMPLE_QUALITY = Image.Resampling.LANCZOS
+AVIF_SPEED = 8  # libavif effort 0 (slowest) .. 10: 8 is ~3x faster than the default 6
+AVIF_THREADS = 1  # one encoder thread: the process pool owns the cores
 
 # EXIF orientation -> the transpose that shows the picture upright (None: as stored).
 _TRANSPOSE: dict[int, Image.Transpose | None] = {
@@ -118,6 +133,9 @@ def _encode(im: Image.Image, options: ProcessOptions, icc: bytes | None) -> byte
         if im.mode == "L":
             im = im.convert("RGB")
         im.save(buf, pil_format, quality=options.quality, method=WEBP_METHOD, **params)
+    elif options.format == "avif":
+        im.save(buf, pil_format, quality=options.quality, speed=AVIF_SPEED,
+                max_threads=AVIF_THREADS, **params)
     else:
         im.save(buf, pil_format, compress_level=PNG_COMPRESS_LEVEL, **params)
     return buf.getvalue()
@@ -151,6 +169,18 @@ def process_image(
         opened.image.close()
 
 
+def _crop_needs(
+    opened: Opened, options: ProcessOptions
+) -> tuple[dict[str, tuple[int, int]], dict[tuple[str, int], int]]:
+    """Crop sizes in displayed source pixels, and each crop output's long edge (no upscaling)."""
+    width, height = opened.display_size
+    sizes = {crop_label(c): _focal.crop_size(width, height, c) for c in options.crops}
+    edges = {
+        (label, s): min(s, max(cw, ch)) for label, (cw, ch) in sizes.items() for s in options.sizes
+    }
+    return sizes, edges
+
+
 def _process(opened: Opened, options: ProcessOptions) -> ProcessedImage:
     src_mode = opened.image.mode
     icc = opened.image.info.get("icc_profile") if src_mode in ("RGB", "RGBA") else None
@@ -161,39 +191,59 @@ def _process(opened: Opened, options: ProcessOptions) -> ProcessedImage:
         except Exception:
             exif = None
 
+    width, height = opened.display_size
     long_src = max(opened.width, opened.height)
     edges = sorted({min(s, long_src) for s in options.sizes}, reverse=True)
     want_features = options.features
+    want_small = want_features or bool(options.crops)  # the copy features and focus come from
     feature_edge = min(FEATURE_EDGE, long_src)
-    decode_edge = max(edges[0], feature_edge if want_features else 0)
+    crop_sizes, crop_edges = _crop_needs(opened, options)
+    # A crop of long edge e out of a box of long side L needs the picture at e / L of its size.
+    crop_decode = max(
+        (-(-e * long_src // max(crop_sizes[label])) for (label, _), e in crop_edges.items()),
+        default=0,
+    )
+    decode_edge = max(edges[0], feature_edge if want_small else 0, min(crop_decode, long_src))
     current = _decode(opened, decode_edge)
+    levels = [current]  # every resolution made, largest first (crops pick from these)
 
     transpose = _TRANSPOSE[opened.orientation]
+    resample = RESAMPLE_QUALITY if options.resize == "quality" else RESAMPLE
     encoded: dict[int, tuple[bytes, tuple[int, int]]] = {}
     feature_copy: Image.Image | None = None
-    for edge in sorted(set(edges) | ({feature_edge} if want_features else set()), reverse=True):
+    for edge in sorted(set(edges) | ({feature_edge} if want_small else set()), reverse=True):
         size = fit(opened.width, opened.height, edge)
         if current.size != size:
-            current = current.resize(size, RESAMPLE)
+            # The feature copy is always area-averaged, so hashes do not depend on `resize`.
+            current = current.resize(size, resample if edge in edges else RESAMPLE)
+            levels.append(current)
         upright = current.transpose(transpose) if transpose is not None else current
         if edge in edges:
             encoded[edge] = (_encode(upright, options, icc), upright.size)
-        if want_features and edge == feature_edge:
+        if want_small and edge == feature_edge:
             feature_copy = upright
 
     outputs = {s: encoded[min(s, long_src)][0] for s in options.sizes}
     dims = {s: encoded[min(s, long_src)][1] for s in options.sizes}
-    width, height = opened.display_size
+    small = np.asarray(feature_copy) if feature_copy is not None else None
+    focal: dict[str, Any] | None = None
+    if small is not None:
+        rgb, alpha = _features.to_rgb_alpha(small)
+        focal = _focal.focal_point(_features.grey(rgb, alpha))
+    crops, crop_dims, crop_boxes = _crops(opened, options, levels, focal, crop_edges, resample, icc)
+
     feats: dict[str, Any] | None = None
-    if want_features and feature_copy is not None:
+    if want_features and small is not None:
         feats = {
             "width": width,
             "height": height,
             "format": opened.format,
             "mode": src_mode,
             "frames": opened.frames,
-            "has_alpha": feature_copy.mode == "RGBA",
-            **_features.extract(np.asarray(feature_copy)),
+            "has_alpha": small.ndim == 3 and small.shape[2] == 4,
+            **_features.extract(small),
+            "blurhash": _blurhash.encode(small),
+            "focal": focal,
             "exif": _features.exif_summary(exif),
         }
     return ProcessedImage(
@@ -205,4 +255,94 @@ def _process(opened: Opened, options: ProcessOptions) -> ProcessedImage:
         output_format=options.format,
         features=feats,
         output_dims=dims,
+        crops=crops,
+        crop_dims=crop_dims,
+        crop_boxes=crop_boxes,
+        focal=focal,
     )
+
+
+def _crops(
+    opened: Opened,
+    options: ProcessOptions,
+    levels: list[Image.Image],
+    focal: dict[str, Any] | None,
+    crop_edges: dict[tuple[str, int], int],
+    resample: Image.Resampling,
+    icc: bytes | None,
+) -> tuple[
+    dict[str, dict[int, bytes]],
+    dict[str, dict[int, tuple[int, int]]],
+    dict[str, tuple[int, int, int, int]],
+]:
+    """Encode every crop: its box around the focal point, cut from the smallest level that has
+    enough pixels, resized in one step (``Image.resize(box=...)``) and turned upright."""
+    if not options.crops or focal is None:
+        return {}, {}, {}
+    width, height = opened.display_size
+    transpose = _TRANSPOSE[opened.orientation]
+    crops: dict[str, dict[int, bytes]] = {}
+    dims: dict[str, dict[int, tuple[int, int]]] = {}
+    boxes: dict[str, tuple[int, int, int, int]] = {}
+    for aspect in options.crops:
+        label = crop_label(aspect)
+        box = _focal.crop_box(width, height, aspect, focal["x"], focal["y"])
+        boxes[label] = box
+        stored = _stored_box(box, opened)
+        done: dict[int, tuple[bytes, tuple[int, int]]] = {}
+        for size in options.sizes:
+            edge = crop_edges[(label, size)]
+            if edge not in done:
+                done[edge] = _one_crop(levels, stored, opened, edge, transpose, resample, options, icc)
+            crops.setdefault(label, {})[size] = done[edge][0]
+            dims.setdefault(label, {})[size] = done[edge][1]
+    return crops, dims, boxes
+
+
+def _stored_box(box: tuple[int, int, int, int], opened: Opened) -> tuple[int, int, int, int]:
+    """A box on the displayed picture, mapped back to the stored (un-rotated) pixels."""
+    left, top, right, bottom = box
+    w, h = opened.width, opened.height  # stored size
+    o = opened.orientation
+    if o in (5, 6, 7, 8):  # displayed width is the stored height
+        dw, dh = h, w
+    else:
+        dw, dh = w, h
+    if o in (2, 3):  # mirrored across x (2) or rotated 180 (3)
+        left, right = dw - right, dw - left
+    if o in (3, 4):
+        top, bottom = dh - bottom, dh - top
+    if o == 5:  # TRANSPOSE: display (x, y) = stored (y, x)
+        return top, left, bottom, right
+    if o == 6:  # ROTATE_270 (90 clockwise): display (x, y) = stored (y, h - 1 - x)
+        return top, h - right, bottom, h - left
+    if o == 7:  # TRANSVERSE: display (x, y) = stored (w - 1 - y, h - 1 - x)
+        return w - bottom, h - right, w - top, h - left
+    if o == 8:  # ROTATE_90 (counter-clockwise): display (x, y) = stored (w - 1 - y, x)
+        return w - bottom, left, w - top, right
+    return left, top, right, bottom
+
+
+def _one_crop(
+    levels: list[Image.Image],
+    stored: tuple[int, int, int, int],
+    opened: Opened,
+    edge: int,
+    transpose: Image.Transpose | None,
+    resample: Image.Resampling,
+    options: ProcessOptions,
+    icc: bytes | None,
+) -> tuple[bytes, tuple[int, int]]:
+    left, top, right, bottom = stored
+    out_size = fit(right - left, bottom - top, edge)
+    need = max(out_size) / max(right - left, bottom - top)  # level scale needed, vs the source
+    level = levels[0]
+    for candidate in levels:  # largest first: keep the smallest that is still big enough
+        if candidate.width / opened.width >= need - 1e-9:
+            level = candidate
+    sx, sy = level.width / opened.width, level.height / opened.height
+    region = (left * sx, top * sy, right * sx, bottom * sy)
+    im = level.resize(out_size, resample, box=region)
+    if transpose is not None:
+        im = im.transpose(transpose)
+    return _encode(im, options, icc), im.size
