@@ -29,14 +29,38 @@ def _load(name: str) -> object | None:
         raise
 
 
+DESCRIPTION = "CPU-bound work on every core: an image web service and batch tools."
+EPILOG = """examples:
+  corelane serve                          open http://127.0.0.1:8000 and drop images
+  corelane images photos/ --out thumbs    resize a folder on all cores
+  corelane COMMAND --help                 the options of one command, with their defaults
+
+docs: README.md and docs/ in the source tree"""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show an option's default, unless it has none or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action) or text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="corelane", description=__doc__.splitlines()[0])
+    from corelane import __version__
+
+    parser = argparse.ArgumentParser(prog="corelane", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"corelane {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         module = _load(name)
         if module is None:
             continue
-        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd = sub.add_parser(name, help=help_text, description=help_text,
+                             formatter_class=HelpFormatter)
         module.add_arguments(cmd)  # type: ignore[attr-defined]
         cmd.set_defaults(_module=module)
     return parser

@@ -8,6 +8,10 @@ itself (``<stem>_<size>.<ext>``, the stem sanitized and made unique), so only a 
 crosses back to this process. A bad input is reported and counted; the others still run; the
 exit status is 1 when any input failed. Directories are walked for image-like file names; a file
 named on the command line is always tried (its format is read from its content either way).
+
+Exit status: 0 all done, 1 some image failed, 2 bad usage (an input path that does not exist,
+no image found, a malformed option: nothing is created), 130 interrupted (Ctrl-C; the outputs
+written so far stay, the line printed says how many).
 """
 
 from __future__ import annotations
@@ -35,14 +39,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory for the outputs")
     parser.add_argument("--sizes", default="1024,512,128", help="long-edge sizes, comma-separated")
-    parser.add_argument("--format", default="webp", choices=["webp", "jpeg", "jpg", "png"])
-    parser.add_argument("--quality", type=int, default=85, help="1..100 (default 85)")
+    parser.add_argument("--format", default="webp", choices=["webp", "jpeg", "jpg", "png"],
+                        help="output format")
+    parser.add_argument("--quality", type=int, default=85,
+                        help="1..100 for WebP and JPEG (PNG is lossless)")
     parser.add_argument(
         "--features", metavar="FILE", help="also compute features, one JSON line per image"
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument(
-        "--max-pixels", type=int, default=None, help="pixel cap per image (default 89478485)"
+        "--max-pixels", type=int, default=None, help="pixel cap per image (default 89,478,485)"
     )
     parser.add_argument(
         "--max-bytes", type=int, default=None, help="byte cap per input file (default 50 MiB)"
@@ -143,7 +149,6 @@ def _reason(failure: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Process every input; print a summary; 0 if all succeeded, 1 if any failed, 2 on bad usage."""
-    import corelane
     from corelane.imaging import ImageLimits, ProcessOptions
 
     try:
@@ -160,41 +165,73 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     files, missing = collect_inputs(args.inputs)
-    for name in missing:
-        print(f"FAILED {name}: no such file or directory", file=sys.stderr)
+    if missing:
+        for name in missing:
+            print(f"corelane images: {name}: no such file or directory", file=sys.stderr)
+        print("corelane images: nothing was processed", file=sys.stderr)
+        return 2
+    if not files:
+        print(f"corelane images: no image file in {' '.join(args.inputs)} (looked for "
+              f"{', '.join(sorted(WALK_EXTENSIONS))})", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = [
         _Task(str(path), stem, str(out), options, limits)
         for path, stem in zip(files, unique_stems(files), strict=True)
     ]
+    return _process(tasks, out, args)
+
+
+def _process(tasks: list[_Task], out: Path, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import corelane
 
     started = time.perf_counter()
-    done = 0
-    failed = len(missing)
+    done = failed = 0
     features_fh = open(args.features, "w", encoding="utf-8") if args.features else None  # noqa: SIM115
+    results = corelane.imap_unordered(
+        process_file, tasks, workers=args.workers, progress=not args.quiet, errors="return"
+    )
     try:
-        if tasks:
-            results = corelane.imap_unordered(
-                process_file, tasks, workers=args.workers, progress=not args.quiet, errors="return"
-            )
-            for item in results:
-                if isinstance(item, corelane.Failure):
-                    failed += 1
-                    print(f"FAILED {item.item.path}: {_reason(item)}", file=sys.stderr)
-                    continue
-                done += 1
-                if features_fh is not None:
-                    record = {k: item[k] for k in ("input", "outputs")} | (item["features"] or {})
-                    features_fh.write(json.dumps(record) + "\n")
+        for item in results:
+            if isinstance(item, corelane.Failure):
+                failed += 1
+                # Through the bar, so the line does not run into it (a TTY or a pipe alike).
+                tqdm.write(f"FAILED {item.item.path}: {_reason(item)}", file=sys.stderr)
+                continue
+            done += 1
+            if features_fh is not None:
+                record = {k: item[k] for k in ("input", "outputs")} | (item["features"] or {})
+                features_fh.write(json.dumps(record) + "\n")
+    except KeyboardInterrupt:
+        _stop(results)
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
+        print(f"interrupted: {done} of {len(tasks)} done, outputs so far in {out}",
+              file=sys.stderr, flush=True)
+        return 130
     finally:
         if features_fh is not None:
             features_fh.close()
     elapsed = time.perf_counter() - started
-    total = len(tasks) + len(missing)
     rate = done / elapsed if elapsed > 0 else 0.0
     print(
-        f"processed {done} of {total} images ({failed} failed) in {elapsed:.1f} s, "
+        f"processed {done} of {len(tasks)} images ({failed} failed) in {elapsed:.1f} s, "
         f"{rate:.1f} images/s; outputs in {out}"
     )
     return 1 if failed else 0
+
+
+def _stop(results: Any) -> None:
+    """Close the run (its workers stop); a second Ctrl-C meanwhile does not abort the cleanup."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+    finally:
+        signal.signal(signal.SIGINT, previous)

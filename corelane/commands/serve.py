@@ -31,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: embedded, this machine's cores)")
     parser.add_argument("--visibility-timeout", type=float,
                         help="with --broker: seconds before an unacknowledged task is redelivered")
+    parser.add_argument("--allowed-host", dest="allowed_hosts", action="append", metavar="NAME",
+                        help="a host name (or name:port) that may reach the service besides "
+                             "127.0.0.1, localhost and [::1]; repeat for more "
+                             "(CORELANE_ALLOWED_HOSTS). Others get 421 (DNS rebinding)")
+    parser.add_argument("--keep-days", type=float, metavar="DAYS",
+                        help="delete finished jobs and their files DAYS after they ended "
+                             "(default: keep until deleted)")
     parser.add_argument("--log-level", default="info", help="gunicorn log level (default info)")
 
 
@@ -39,7 +46,9 @@ def build_config(args: argparse.Namespace) -> ServiceConfig:
     return ServiceConfig.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
                                   workers=args.workers, db_url=args.db_url, threads=args.threads,
                                   broker_url=args.broker_url,
-                                  visibility_timeout=args.visibility_timeout)
+                                  visibility_timeout=args.visibility_timeout,
+                                  allowed_hosts=tuple(args.allowed_hosts or ()) or None,
+                                  keep_days=args.keep_days)
 
 
 def _bind(host: str, port: int) -> str:

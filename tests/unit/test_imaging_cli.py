@@ -61,7 +61,7 @@ def test_batch_with_a_bad_file_and_a_directory(tmp_path: Path) -> None:
     assert rec["exif"]["make"] == "Acme" and len(rec["phash"]) == 16
 
 
-def test_all_good_exit_zero_and_missing_input_counts_as_failure(tmp_path: Path) -> None:
+def test_all_good_exit_zero_and_missing_input_is_a_usage_error(tmp_path: Path) -> None:
     a = tmp_path / "a.webp"
     a.write_bytes(samples.webp(300, 200))
     proc = _cli(str(a), "--out", str(tmp_path / "o"), "--sizes", "100", "--quiet")
@@ -71,7 +71,7 @@ def test_all_good_exit_zero_and_missing_input_counts_as_failure(tmp_path: Path) 
     assert Image.open(io.BytesIO(out)).size == (100, 67)
 
     proc = _cli(str(a), str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "o"), "--quiet")
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # issue 12: bad usage, nothing processed (tests/unit/test_cli_usage.py)
     assert "missing.jpg: no such file or directory" in proc.stderr
 
 
