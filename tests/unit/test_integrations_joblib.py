@@ -1,0 +1,166 @@
+"""The "corelane" joblib backend: real joblib and scikit-learn calls, real SIGKILLed workers.
+
+Scores are compared with joblib's default (loky) backend; workers that die are real processes
+killed by SIGKILL from inside a scikit-learn fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from multiprocessing import forkserver
+from pathlib import Path
+
+import joblib
+import numpy as np
+import psutil
+import pytest
+from joblib_tasks import (
+    KillingClassifier,
+    fail_on,
+    nested_backend,
+    square,
+    thread_limits,
+    whoami,
+)
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+
+import corelane
+import corelane.integrations.joblib as cj
+
+X, Y = make_classification(n_samples=240, n_features=8, random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def _stop_pools() -> Iterator[None]:
+    """Stop what both backends keep for reuse, before the suite's leak check runs."""
+    yield
+    cj.shutdown()
+    from joblib.externals.loky import reusable_executor
+
+    if reusable_executor._executor is not None:
+        reusable_executor._executor.shutdown(wait=True, kill_workers=True)
+        from joblib.externals.loky.backend.resource_tracker import _resource_tracker
+
+        _resource_tracker._stop()  # loky's own helper process, started by the loky runs
+
+
+def _workers_alive() -> list[psutil.Process]:
+    """Our descendants (forkserver workers included) but the helpers kept on purpose."""
+    server = forkserver._forkserver._forkserver_pid  # type: ignore[attr-defined]
+    alive = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            helper = p.pid == server or "resource_tracker" in " ".join(p.cmdline())
+            if not helper and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+    return alive
+
+
+def test_importing_registers_the_backend() -> None:
+    from joblib.parallel import BACKENDS
+
+    assert BACKENDS["corelane"] is cj.CorelaneBackend
+
+
+def test_parallel_returns_results_in_order() -> None:
+    with joblib.parallel_config(backend="corelane", n_jobs=2):
+        out = joblib.Parallel()(joblib.delayed(square)(i) for i in range(500))
+    assert out == [i * i for i in range(500)]
+
+
+def test_a_task_error_raises_the_tasks_own_exception() -> None:
+    with joblib.parallel_config(backend="corelane", n_jobs=2), \
+            pytest.raises(ValueError, match="bad input 7") as info:
+        joblib.Parallel()(joblib.delayed(fail_on)(i, 7) for i in range(20))
+    assert any("Worker traceback" in note and "fail_on" in note for note in info.value.__notes__)
+
+
+def test_workers_are_reused_across_calls_unless_reuse_is_off() -> None:
+    with joblib.parallel_config(backend="corelane", n_jobs=2):
+        first = set(joblib.Parallel()(joblib.delayed(whoami)(i) for i in range(50)))
+        second = set(joblib.Parallel()(joblib.delayed(whoami)(i) for i in range(50)))
+    assert first and second <= first  # the same processes, never new ones
+    with joblib.parallel_config(backend="corelane", n_jobs=2, reuse=False):
+        third = set(joblib.Parallel()(joblib.delayed(whoami)(i) for i in range(50)))
+    assert not third & first
+    assert not any(psutil.pid_exists(pid) for pid in third)  # stopped at the end of the call
+
+
+def test_n_jobs_sizing() -> None:
+    backend = cj.CorelaneBackend()
+    assert backend.effective_n_jobs(-1) == corelane.cpu_count()
+    assert backend.effective_n_jobs(3) == 3
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        backend.effective_n_jobs(0)
+    # n_jobs=1 runs in this process, like joblib's own backends.
+    with joblib.parallel_config(backend="corelane", n_jobs=1):
+        assert joblib.Parallel()(joblib.delayed(whoami)(i) for i in range(2)) == [os.getpid()] * 2
+
+
+def test_nested_calls_use_threads_and_inner_threads_are_capped() -> None:
+    with joblib.parallel_config(backend="corelane", n_jobs=2, inner_max_num_threads=1):
+        nested = joblib.Parallel()(joblib.delayed(nested_backend)(i) for i in range(2))
+        limits = joblib.Parallel()(joblib.delayed(thread_limits)(i) for i in range(2))
+    assert nested == ["ThreadingBackend"] * 2
+    assert all(env == "1" and counts == {1} for env, counts in limits)
+
+
+def test_cross_val_score_matches_the_default_backend() -> None:
+    model = LogisticRegression(max_iter=500)
+    expected = cross_val_score(model, X, Y, cv=4, n_jobs=2)
+    with joblib.parallel_config(backend="corelane"):
+        got = cross_val_score(model, X, Y, cv=4, n_jobs=2)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_grid_search_matches_the_default_backend() -> None:
+    grid = {"C": [0.01, 0.1, 1.0, 10.0]}
+    expected = GridSearchCV(LogisticRegression(max_iter=500), grid, cv=3, n_jobs=2).fit(X, Y)
+    with joblib.parallel_config(backend="corelane", n_jobs=2):
+        got = GridSearchCV(LogisticRegression(max_iter=500), grid, cv=3).fit(X, Y)
+    assert got.best_params_ == expected.best_params_
+    np.testing.assert_array_equal(got.cv_results_["mean_test_score"],
+                                  expected.cv_results_["mean_test_score"])
+
+
+def test_a_fit_that_kills_its_worker_once_completes_after_a_retry(tmp_path: Path) -> None:
+    marker = tmp_path / "killed-once"
+    model = KillingClassifier(str(marker), "once", os.getpid())
+    with joblib.parallel_config(backend="corelane"):
+        got = cross_val_score(model, X, Y, cv=4, n_jobs=2)
+    assert marker.exists()  # a worker really died
+    expected = cross_val_score(LogisticRegression(max_iter=500), X, Y, cv=4)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_a_fit_that_always_kills_fails_with_worker_died_and_leaves_no_process() -> None:
+    model = KillingClassifier("", "always", os.getpid())
+    start = time.monotonic()
+    with joblib.parallel_config(backend="corelane", max_retries=2), \
+            pytest.raises(corelane.WorkerDied) as info:
+        cross_val_score(model, X, Y, cv=3, n_jobs=2)
+    assert info.value.signal == signal.SIGKILL
+    assert "SIGKILL" in str(info.value)
+    assert any("ran 3 times" in note for note in info.value.__notes__)
+    assert time.monotonic() - start < 30
+    # The abort killed the pool (no other call used it): nothing of it is left, even before
+    # shutdown() or the suite's own leak check.
+    deadline = time.monotonic() + 5
+    while _workers_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _workers_alive() == []
+
+
+def test_max_retries_zero_fails_on_the_first_death(tmp_path: Path) -> None:
+    model = KillingClassifier(str(tmp_path / "m"), "once", os.getpid())
+    with joblib.parallel_config(backend="corelane", max_retries=0), \
+            pytest.raises(corelane.WorkerDied):
+        cross_val_score(model, X, Y, cv=3, n_jobs=2)
+    with pytest.raises(ValueError, match="max_retries"):
+        cj.CorelaneBackend(max_retries=-1)
