@@ -7,39 +7,72 @@ process(es) and workers, and stops them all; nothing is shared between tests.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import imaging_samples as samples
 import redis
-from service_fixtures import _wait_group_gone
+from servers import RedisServer, start_redis
+from service_fixtures import ServerProcess, _wait_group_gone
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+# A real `corelane worker` whose item task first sleeps CORELANE_TEST_ITEM_DELAY seconds, so a
+# test can act while images are in flight (every pool child inherits the patch: prefork).
+SLOW_WORKER = """
+import os, sys, time
+import corelane.service.runners.celery as runner
+_real = runner.process_item
+def _slow(task):
+    time.sleep(float(os.environ["CORELANE_TEST_ITEM_DELAY"]))
+    return _real(task)
+runner.process_item = _slow
+from corelane.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 class WorkerProcess:
     """``corelane worker`` in its own session, so a SIGKILL takes its whole process group."""
 
     def __init__(self, broker: str, data_dir: Path, name: str, concurrency: int = 1,
-                 db_url: str | None = None, visibility_timeout: float | None = None) -> None:
+                 db_url: str | None = None, visibility_timeout: float | None = None,
+                 item_delay: float = 0.0, env: dict[str, str] | None = None) -> None:
         self.name = name
-        cmd = [sys.executable, "-m", "corelane", "worker", "--broker", broker,
-               "--data-dir", str(data_dir), "--concurrency", str(concurrency), "--name", name,
-               "--loglevel", "WARNING"]
+        args = ["worker", "--broker", broker, "--data-dir", str(data_dir), "--concurrency",
+                str(concurrency), "--name", name, "--loglevel", "WARNING"]
         if db_url:
-            cmd += ["--db", db_url]
+            args += ["--db", db_url]
         if visibility_timeout:
-            cmd += ["--visibility-timeout", str(visibility_timeout)]
+            args += ["--visibility-timeout", str(visibility_timeout)]
+        environ = {**os.environ, **(env or {})}
+        if item_delay:
+            cmd = [sys.executable, "-c", SLOW_WORKER, *args]
+            environ["CORELANE_TEST_ITEM_DELAY"] = str(item_delay)
+            environ["PYTHONPATH"] = str(TESTS)
+        else:
+            cmd = [sys.executable, "-m", "corelane", *args]
         self.log = data_dir.parent / f"worker-{name}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env=environ)
+
+    def kill_main(self) -> None:
+        """SIGKILL only the worker's main process (its pool children are left to notice)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool children at once (a host that vanished)."""
@@ -55,6 +88,68 @@ class WorkerProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(20)
         self.kill()
+
+
+def redis_for_test() -> Iterator[RedisServer]:
+    """Body of a test module's ``broker`` fixture: a redis-server of its own, then stopped."""
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def stopped_after_test() -> Iterator[list[Any]]:
+    """Body of a ``cleanup`` fixture: things with a stop(), stopped in reverse order, whatever
+    happened."""
+    things: list[Any] = []
+    yield things
+    for thing in reversed(things):
+        with contextlib.suppress(Exception):  # stop the others anyway
+            thing.stop()
+
+
+def photos(n: int, size: tuple[int, int] = (900, 700), seed: int = 0) -> dict[str, bytes]:
+    return {f"photo-{seed + i}.jpg": samples.photo_jpeg(*size, seed=seed + i) for i in range(n)}
+
+
+class ProbedServer(ServerProcess):
+    """A server whose 503 answers are read, not raised: ``/api/health`` says "degraded" with
+    503, and a degraded node is still a running one (``start()`` returns once it answers)."""
+
+    def get(self, path: str, timeout: float = 10.0) -> Any:
+        try:
+            return super().get(path, timeout)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise
+            return json.loads(exc.read())
+
+
+def serve(data_dir: Path, broker: RedisServer | str, cleanup: list[Any], **env: str
+          ) -> ServerProcess:
+    url = broker if isinstance(broker, str) else broker.url
+    server = ProbedServer(data_dir, env={"CORELANE_BROKER_URL": url, **env})
+    cleanup.append(server)
+    return server.start()
+
+
+def assert_complete_once(server: ServerProcess, job_id: str, total: int,
+                         db_url: str | None = None) -> None:
+    """Every item done exactly once: one row each, all done, exactly the outputs it names."""
+    from corelane.service.store import Store
+
+    store = Store(db_url or f"sqlite:///{server.data_dir / 'corelane.db'}")
+    items = store.list_items(job_id)
+    store.close()
+    assert len(items) == total
+    assert {i["state"] for i in items} == {"done"}, [(i["name"], i["state"], i["error"]) for i in items]
+    objects = server.data_dir / "objects"
+    expected = {info["key"] for i in items for info in i["outputs"].values()}
+    prefixes = {f"out/{i['id'][:2]}/{i['id']}/" for i in items}
+    outputs = {str(p.relative_to(objects)) for p in (objects / "out").rglob("*")
+               if p.is_file() and any(str(p.relative_to(objects)).startswith(x) for x in prefixes)}
+    assert outputs == expected  # and nothing else was written: no duplicate, no leftover
 
 
 def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> Any:

@@ -53,10 +53,12 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 class RedisServer:
     port: int
     proc: subprocess.Popen[bytes]
+    password: str | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -67,19 +69,20 @@ class RedisServer:
             self.proc.wait(5)
 
 
-def start_redis(port: int | None = None) -> RedisServer:
+def start_redis(port: int | None = None, password: str | None = None) -> RedisServer:
+    """redis-server on ``port`` (default: a free one), no persistence, optionally a password."""
     exe = require("redis-server", "Redis")
     port = port or free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if password:
+        cmd += ["--requirepass", password]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
     except TimeoutError:
         proc.kill()
         raise
-    return RedisServer(port, proc)
+    return RedisServer(port, proc, password)
 
 
 @contextlib.contextmanager

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
         print("corelane worker: --broker redis://HOST:6379/0 is required", file=sys.stderr)
         return 2
     from corelane.engine._startmethod import available_cpus
-    from corelane.service.runners.celery import make_celery, start_heartbeat
+    from corelane.service.bus_redis import redis_client
+    from corelane.service.runners.celery import make_celery
+    from corelane.service.runners.registry import start_heartbeat
 
     concurrency = args.concurrency or available_cpus()
     name = args.name or f"{socket.gethostname()}-{os.getpid()}"
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     })
     app = make_celery(config)
     stop = threading.Event()
-    beat = start_heartbeat(config, name, concurrency, stop)
+    beat = start_heartbeat(redis_client(config.broker_url), name, concurrency, stop)
     try:
         app.worker_main([
             "worker", "--pool=prefork", f"--concurrency={concurrency}", f"--hostname={name}@%h",

@@ -13,10 +13,12 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
 from corelane.service.bus import BusEvent, Handler, call_handlers
+from corelane.service.runners.brokers import describe, mask_url
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,9 @@ RECONNECT_MAX_S = 2.0  # cap of the reconnect backoff: progress resumes within t
 POLL_S = 0.5  # how long one get_message waits, so close() is noticed promptly
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:
     """A client with bounded waits: no call blocks forever on a dead connection."""
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5,
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                 health_check_interval=10, retry_on_timeout=True)
 
 
@@ -43,12 +45,26 @@ class RedisBus:
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self.reconnects = 0
+        self.connected = False  # the subscriber holds a live subscription
+        self.last_error: str | None = None  # why it does not (masked: never a password)
+        self._on_reconnect: list[Callable[[], None]] = []
 
     def publish(self, event: BusEvent) -> None:
         try:
             self._client.publish(self.channel, json.dumps(event.to_dict()))
         except redis.RedisError as exc:
             log.warning("progress event %s for job %s not sent: %s", event.name, event.job_id, exc)
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (in the listener thread) each time the subscription comes back
+        after a loss: events published meanwhile are gone, so receivers re-read the truth."""
+        self._on_reconnect.append(callback)
+
+    def health(self) -> tuple[bool, str | None]:
+        """(True, None) while subscribed; otherwise (False, why)."""
+        if self._thread is None:
+            return True, None  # nobody subscribed: publishing alone needs no subscription
+        return self.connected, None if self.connected else (self.last_error or "connecting")
 
     def subscribe(self, handler: Handler) -> None:
         with self._lock:
@@ -60,27 +76,42 @@ class RedisBus:
 
     def _listen(self) -> None:
         backoff = 0.1
+        lost = False
         while not self._closed.is_set():
             pubsub = None
             try:
                 pubsub = redis_client(self.url).pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(self.channel)
-                backoff = 0.1
+                pubsub.ping()  # subscribe() is lazy: this proves the connection (and the auth)
+                self.connected, self.last_error, backoff = True, None, 0.1
+                if lost:
+                    lost = False
+                    self._resync()
                 while not self._closed.is_set():
                     message = pubsub.get_message(timeout=POLL_S)
                     if message and message.get("type") == "message":
                         self._dispatch(message["data"])
             except (redis.RedisError, OSError) as exc:
+                self.connected, lost = False, True
+                self.last_error = describe(exc)
                 if self._closed.is_set():
                     break
                 self.reconnects += 1
-                log.warning("Redis bus lost its connection (%s); reconnecting in %.1f s", exc, backoff)
+                log.warning("Redis bus lost its connection (%s); reconnecting in %.1f s",
+                            self.last_error, backoff)
                 self._closed.wait(backoff)
                 backoff = min(backoff * 2, RECONNECT_MAX_S)
             finally:
                 if pubsub is not None:
                     with contextlib.suppress(redis.RedisError, OSError):
                         pubsub.close()
+
+    def _resync(self) -> None:
+        for callback in list(self._on_reconnect):
+            try:
+                callback()
+            except Exception:
+                log.exception("bus reconnect callback %r failed", callback)
 
     def _dispatch(self, raw: bytes | str) -> None:
         try:
@@ -107,7 +138,7 @@ def wait_for_redis(url: str, timeout: float = 10.0) -> None:
             return
         except redis.RedisError as exc:
             if time.monotonic() > deadline:
-                raise ConnectionError(f"Redis at {url} does not answer: {exc}") from None
+                raise ConnectionError(f"Redis at {mask_url(url)} does not answer: {exc}") from None
             time.sleep(0.1)
         finally:
             client.close()

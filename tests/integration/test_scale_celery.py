@@ -17,54 +17,30 @@ from typing import Any
 import imaging_samples as samples
 import pytest
 import redis
-from scale_fixtures import Listener, WorkerProcess, wait_for, wait_job, worker_counts
-from servers import RedisServer, postgres_server, start_redis
-from service_fixtures import ServerProcess
+from scale_fixtures import (
+    Listener,
+    WorkerProcess,
+    assert_complete_once,
+    photos,
+    redis_for_test,
+    serve,
+    stopped_after_test,
+    wait_for,
+    wait_job,
+    worker_counts,
+)
+from servers import RedisServer, postgres_server
 
 
 @pytest.fixture
 def broker() -> Iterator[RedisServer]:
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from redis_for_test()
 
 
 @pytest.fixture
 def cleanup() -> Iterator[list[Any]]:
-    """Things with a stop(): stopped after the test, in reverse order, whatever happened."""
-    things: list[Any] = []
-    yield things
-    for thing in reversed(things):
-        with contextlib.suppress(Exception):  # stop the others anyway
-            thing.stop()
+    yield from stopped_after_test()
 
-
-def photos(n: int, size: tuple[int, int] = (900, 700)) -> dict[str, bytes]:
-    return {f"photo-{i}.jpg": samples.photo_jpeg(*size, seed=i) for i in range(n)}
-
-
-def serve(data_dir: Path, broker: RedisServer, cleanup: list[Any], **env: str) -> ServerProcess:
-    server = ServerProcess(data_dir, env={"CORELANE_BROKER_URL": broker.url, **env})
-    cleanup.append(server)
-    return server.start()
-
-
-def assert_complete_once(server: ServerProcess, job_id: str, total: int,
-                         db_url: str | None = None) -> None:
-    """Every item done exactly once: one row each, all done, exactly the outputs it names."""
-    from corelane.service.store import Store
-
-    store = Store(db_url or f"sqlite:///{server.data_dir / 'corelane.db'}")
-    items = store.list_items(job_id)
-    store.close()
-    assert len(items) == total
-    assert {i["state"] for i in items} == {"done"}, [(i["name"], i["state"], i["error"]) for i in items]
-    objects = server.data_dir / "objects"
-    expected = {info["key"] for i in items for info in i["outputs"].values()}
-    outputs = {str(p.relative_to(objects)) for p in (objects / "out").rglob("*") if p.is_file()}
-    assert outputs == expected  # and nothing else was written: no duplicate, no leftover
 
 
 def test_job_runs_across_two_worker_commands(tmp_path: Path, broker: RedisServer,

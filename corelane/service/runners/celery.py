@@ -42,8 +42,11 @@ from corelane.service.bus import Bus, BusEvent
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
 from corelane.service.objects import ObjectStore
+from corelane.service.reconcile import Reconciler, mark_dispatching
+from corelane.service.runners import registry
 from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, process_item
+from corelane.service.runners.brokers import is_redis, mask_url
 from corelane.service.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,9 +54,6 @@ log = logging.getLogger(__name__)
 TASK_NAME = "corelane.process_item"
 QUEUE = "corelane"
 DISPATCH_RETRY_MAX_S = 5.0  # backoff cap while the broker is unreachable
-HEARTBEAT_S = 2.0  # how often a worker refreshes its entry in the worker registry
-HEARTBEAT_TTL_S = 10  # an entry not refreshed for this long disappears (the host is gone)
-WORKER_KEY = "corelane:worker:"
 
 
 def make_celery(config: ServiceConfig) -> Celery:
@@ -134,6 +134,7 @@ def process_item_task(job_id: str, item_id: str) -> str:
         return f"already {item['state']}"
     if job["state"] != JobState.RUNNING.value:
         return f"job is {job['state']}"  # cancelled, or requeued: the dispatcher sends it again
+    _tally(ctx, "deliveries", 1)
     attempts = int(item["attempts"]) + 1
     store.set_attempts(item_id, attempts)
     if attempts > ctx.config.max_attempts:
@@ -142,7 +143,6 @@ def process_item_task(job_id: str, item_id: str) -> str:
         settled = store.item_failed(item_id, error, attempts=attempts - 1)
         name = EventName.ITEM_FAILED
     else:
-        _tally(ctx, "busy", 1)
         try:
             summary = process_item(_item_task(ctx, job, item))
         except Exception as exc:  # a bad image (or a bug) fails this item only
@@ -152,8 +152,6 @@ def process_item_task(job_id: str, item_id: str) -> str:
             summary["worker"] = ctx.name
             settled = store.item_done(item_id, summary)
             name = EventName.ITEM_DONE
-        finally:
-            _tally(ctx, "busy", -1)
         _tally(ctx, "done" if name is EventName.ITEM_DONE else "failed", 1)
     if settled:
         bus.publish(BusEvent(name.value, job_id, {"job_id": job_id,
@@ -203,57 +201,16 @@ def _redis(config: ServiceConfig) -> Any:
 
 
 def _tally(ctx: _WorkerContext, field: str, by: int) -> None:
-    """Count in the registry (busy, done, failed); the registry is a view, never fatal."""
-    try:
-        ctx.registry.hincrby(WORKER_KEY + ctx.name, field, by)
-    except Exception:
-        log.debug("worker registry update failed", exc_info=True)
-
-
-def start_heartbeat(config: ServiceConfig, name: str, concurrency: int,
-                    stop: threading.Event) -> threading.Thread:
-    """Keep this worker's registry entry alive (host, pid, concurrency, busy) until ``stop``."""
-
-    def beat() -> None:
-        client = _redis(config)
-        key = WORKER_KEY + name
-        while not stop.is_set():
-            try:
-                client.hset(key, mapping={"name": name, "host": socket.gethostname(),
-                                          "pid": os.getpid(), "concurrency": concurrency,
-                                          "last_seen": time.time()})
-                client.expire(key, HEARTBEAT_TTL_S)
-            except Exception:
-                log.debug("heartbeat failed", exc_info=True)
-            stop.wait(HEARTBEAT_S)
-        try:
-            client.delete(key)
-        except Exception:
-            log.debug("could not remove the registry entry", exc_info=True)
-
-    thread = threading.Thread(target=beat, name="corelane-heartbeat", daemon=True)
-    thread.start()
-    return thread
+    registry.tally(ctx.registry, ctx.name, field, by)
 
 
 def list_workers(config: ServiceConfig) -> list[dict[str, Any]]:
     """The registry: one entry per live ``corelane worker``."""
     client = _redis(config)
-    out = []
-    for key in sorted(client.scan_iter(match=WORKER_KEY + "*", count=100)):
-        raw = client.hgetall(key)
-        entry = {k.decode(): v.decode() for k, v in raw.items()}
-        if not entry:
-            continue
-        out.append({
-            "name": entry.get("name", key.decode()[len(WORKER_KEY):]),
-            "host": entry.get("host"), "pid": int(entry.get("pid", 0)),
-            "kind": "celery", "concurrency": int(entry.get("concurrency", 0)),
-            "busy": int(entry.get("busy", 0)), "done": int(entry.get("done", 0)),
-            "failed": int(entry.get("failed", 0)),
-            "last_seen": float(entry.get("last_seen", 0.0)),
-        })
-    return out
+    try:
+        return registry.list_workers(client)
+    finally:
+        client.close()
 
 
 # ---------------------------------------------------------------------- web side
@@ -275,16 +232,25 @@ class CeleryRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client: Any = None
+        self.reconciler: Reconciler | None = None
         self.current_job: str | None = None
 
     def start(self) -> None:
-        """Requeue jobs left running, then start dispatching (unfinished items are re-sent;
-        items already settled are skipped by the workers)."""
-        recovered = self.store.recover()
-        if recovered:
-            log.info("requeued %d job(s) left running: %s", len(recovered), recovered)
+        """Start dispatching queued jobs, and the reconciler.
+
+        Jobs left ``running`` are not requeued here: their items wait in the broker or are held
+        by live workers, and the reconciler re-sends only those that are nowhere (see
+        corelane/service/reconcile.py), so a restart never re-sends another node's work.
+        """
+        self._client = _redis(self.config)
+        self.reconciler = Reconciler(
+            self.store, self._client, send=self._send,
+            restore=self._restore if is_redis(self.config.broker_url) else None,
+            finish=lambda job_id: announce(self.store, self.bus, job_id))
         self._thread = threading.Thread(target=self._loop, name="corelane-dispatch", daemon=True)
         self._thread.start()
+        self.reconciler.start()
 
     def wake(self) -> None:
         self._wake.set()
@@ -297,28 +263,46 @@ class CeleryRunner:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.reconciler is not None:
+            self.reconciler.stop()
+        if self._client is not None:
+            self._client.close()
 
     def _loop(self) -> None:
         claim_jobs(self.store, self._stop, self._wake, self._dispatch_job)
 
     def _dispatch_job(self, job: dict[str, Any]) -> None:
         self.current_job = job["id"]
+        mark_dispatching(self._client, job["id"], True)
         try:
             self._dispatch(job["id"])
         finally:
+            mark_dispatching(self._client, job["id"], False)
             self.current_job = None
+
+    def _send(self, job_id: str, item_id: str) -> None:
+        self.app.send_task(TASK_NAME, args=[job_id, item_id], queue=QUEUE)
+
+    def _restore(self, tag: str) -> None:
+        """Put an unacknowledged message back at the head of its queue (kombu's own restore)."""
+        with self.app.connection_for_write() as conn:
+            conn.default_channel.qos.restore_by_tag(tag, leftmost=False)
 
     def _dispatch(self, job_id: str) -> None:
         pending = self.store.list_items(job_id, ItemState.QUEUED)
         backoff = 0.1
-        for item in pending:
+        for n, item in enumerate(pending):
             while not self._stop.is_set():
                 try:
-                    self.app.send_task(TASK_NAME, args=[job_id, item["id"]], queue=QUEUE)
+                    self._send(job_id, item["id"])
                     break
                 except Exception as exc:  # broker unreachable: wait and try the same item again
-                    log.warning("cannot reach the broker (%s); retrying in %.1f s", exc, backoff)
+                    log.warning("cannot reach the broker (%s); retrying in %.1f s",
+                                mask_url(str(exc)), backoff)
+                    mark_dispatching(self._client, job_id, True)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, DISPATCH_RETRY_MAX_S)
+            if n % 200 == 199:
+                mark_dispatching(self._client, job_id, True)
         if not pending:  # nothing left to run (e.g. requeued after its last item settled)
             announce(self.store, self.bus, job_id)

@@ -1,0 +1,201 @@
+"""Stall detection and reconciliation for the Celery runner: no image waits for a dead worker.
+
+::
+
+    every RECONCILE_S, on the one web node holding the lock "corelane:reconcile"
+      broker view (Redis)                      store view (SQL)
+      queue "corelane"     item ids waiting     running jobs -> their queued items
+      hash "unacked"       item ids delivered
+      corelane:holds:*     item ids a LIVE worker has received or runs (heartbeats, TTL 10 s)
+
+      unacked, and no live worker holds it  -> restore it to the queue  (its worker died)
+      queued in the store, known nowhere    -> send it again            (Redis lost it)
+      running job, nothing left queued      -> finish it                (announcer died)
+
+Each action needs the same finding on two passes in a row (RECONCILE_S apart), so a message
+in transit between the broker and a worker's bookkeeping is never mistaken for a lost one. A
+worker host that vanishes stops beating; its holds expire after HEARTBEAT_TTL_S and its
+unacknowledged images are back in the queue within HEARTBEAT_TTL_S + 2 * RECONCILE_S (about
+20 s), whatever the broker's visibility timeout. Only the lock holder acts (a Redis lock with a
+TTL, renewed each pass; another node takes over within LOCK_TTL_S when the holder dies).
+
+Nothing here touches an item that a live worker holds or that waits in the queue, so a web node
+that (re)starts re-sends nothing another node or worker owns. Attempts stay bounded as before:
+every delivery counts one in the store, and past ``max_attempts`` the worker fails the item.
+
+With an AMQP broker the server itself requeues the messages of a consumer whose connection
+dropped, and its queue cannot be listed, so only the "finish" rule and "dispatch interrupted"
+rule (a job whose dispatcher died before sending everything) apply there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from corelane.service.jobs import ItemState, JobState
+from corelane.service.runners.registry import item_of_message, live_holds
+from corelane.service.store import Store, jobs
+
+log = logging.getLogger(__name__)
+
+RECONCILE_S = 5.0  # seconds between passes; two passes in a row must agree before acting
+LOCK_KEY = "corelane:reconcile"
+LOCK_TTL_S = 15  # a dead lock holder is replaced after this long
+DISPATCHING_KEY = "corelane:dispatching:"  # + job id: a dispatcher is sending this job's items
+DISPATCHING_TTL_S = 30
+QUEUE = "corelane"
+UNACKED_KEY = "unacked"  # kombu's Redis transport: delivered, not yet acknowledged
+
+
+class Reconciler:
+    """The periodic pass described in the module docstring (a daemon thread per web node)."""
+
+    def __init__(self, store: Store, client: Any, *, send: Callable[[str, str], None],
+                 restore: Callable[[str], None] | None, finish: Callable[[str], None],
+                 interval: float = RECONCILE_S) -> None:
+        """
+        Args:
+            store: the job store.
+            client: a Redis client (the registry, the lock, the dispatch markers).
+            send: dispatch one item again: ``send(job_id, item_id)``.
+            restore: put an unacknowledged message back in the queue by its delivery tag; None
+                when the broker is not Redis (its queue cannot be inspected).
+            finish: publish progress and finish a job whose items are all settled.
+        """
+        self.store = store
+        self.client = client
+        self.send = send
+        self.restore = restore
+        self.finish = finish
+        self.interval = interval
+        self._lock = client.lock(LOCK_KEY, timeout=LOCK_TTL_S, blocking=False)
+        self._suspects: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = {"passes": 0, "restored": 0, "resent": 0, "finished": 0}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="corelane-reconcile",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        try:
+            if self._lock.owned():
+                self._lock.release()
+        except Exception:
+            log.debug("could not release the reconcile lock", exc_info=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if self._hold_lock():
+                    self.run_once()
+                else:
+                    self._suspects.clear()
+            except Exception as exc:  # Redis or the database away: try again next pass
+                self._suspects.clear()
+                log.warning("reconcile pass failed: %s", exc)
+
+    def _hold_lock(self) -> bool:
+        try:
+            if self._lock.owned():
+                self._lock.reacquire()
+                return True
+        except Exception:  # the key vanished (Redis restarted, or it expired): take it anew
+            log.debug("lost the reconcile lock", exc_info=True)
+        return bool(self._lock.acquire(blocking=False))
+
+    # ------------------------------------------------------------------ one pass
+
+    def run_once(self) -> dict[str, int]:
+        """One pass (call only while holding the lock); returns what it did."""
+        self.stats["passes"] += 1
+        done = {"restored": 0, "resent": 0, "finished": 0}
+        holds = live_holds(self.client)
+        waiting: set[str] = set()
+        unacked: dict[str, str] = {}  # delivery tag -> item id
+        if self.restore is not None:
+            waiting = {i for i in map(item_of_message, self.client.lrange(QUEUE, 0, -1)) if i}
+            for tag, raw in self.client.hgetall(UNACKED_KEY).items():
+                try:
+                    item = item_of_message(_envelope(raw))
+                except ValueError:
+                    item = None
+                if item:
+                    unacked[tag.decode()] = item
+        suspects: set[tuple[str, str]] = set()
+        # 1. delivered to a worker that is gone
+        if self.restore is not None:
+            for tag, item in unacked.items():
+                if item in holds:
+                    continue
+                key = ("restore", tag)
+                suspects.add(key)
+                if key in self._suspects:
+                    log.warning("item %s: its worker is gone; back to the queue", item)
+                    self.restore(tag)
+                    done["restored"] += 1
+        # 2. and 3. the store's view of running jobs
+        known = waiting | set(unacked.values()) | set(holds)
+        for job_id in self._running_jobs():
+            if self._dispatching(job_id):
+                continue
+            queued = self.store.list_items(job_id, ItemState.QUEUED)
+            if not queued:
+                key = ("finish", job_id)
+                suspects.add(key)
+                if key in self._suspects:
+                    self.finish(job_id)
+                    done["finished"] += 1
+                continue
+            if self.restore is None:
+                continue  # the broker's contents are unknown: never guess
+            for row in queued:
+                if row["id"] in known or not row["source_key"]:
+                    continue
+                key = ("resend", row["id"])
+                suspects.add(key)
+                if key in self._suspects:
+                    log.warning("item %s of job %s is in no queue and held by no worker; "
+                                "sending it again", row["id"], job_id)
+                    self.send(job_id, row["id"])
+                    done["resent"] += 1
+        self._suspects = suspects - self._suspects  # acted on now: forget; new: remember
+        for what, count in done.items():
+            self.stats[what] += count
+        return done
+
+    def _running_jobs(self) -> list[str]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(jobs.c.id).where(jobs.c.state == JobState.RUNNING.value)
+                                .order_by(jobs.c.seq))
+            return [r.id for r in rows]
+
+    def _dispatching(self, job_id: str) -> bool:
+        return bool(self.client.exists(DISPATCHING_KEY + job_id))
+
+
+def _envelope(raw: bytes) -> Any:
+    """kombu stores ``[message, exchange, routing_key]`` as JSON in the unacked hash."""
+    return json.loads(raw)[0]
+
+
+def mark_dispatching(client: Any, job_id: str, on: bool) -> None:
+    """Tell reconcilers that a dispatcher is (or no longer is) sending ``job_id``'s items."""
+    try:
+        if on:
+            client.set(DISPATCHING_KEY + job_id, "1", ex=DISPATCHING_TTL_S)
+        else:
+            client.delete(DISPATCHING_KEY + job_id)
+    except Exception:
+        log.debug("could not mark job %s dispatching=%s", job_id, on, exc_info=True)
