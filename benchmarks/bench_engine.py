@@ -194,11 +194,11 @@ def bench_w2(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
     warm_corelane = corelane.Pool(WORKERS)
     warm_pool = CTX.Pool(WORKERS)
     try:
-        warm_corelane.map(square, range(100))
+        list(warm_corelane.map(square, range(100)))
         warm_pool.map(square, range(100))
         rows = [
             ("corelane.map (cold: pool start included)", measure(lambda: run_corelane(square, items), repeat)),
-            ("corelane.Pool.map (warm pool)", measure(lambda: warm_corelane.map(square, items), repeat)),
+            ("corelane.Pool.map (warm pool)", measure(lambda: list(warm_corelane.map(square, items)), repeat)),
             ("multiprocessing.Pool.map (cold)", measure(lambda: run_pool_map(square, items), repeat)),
             ("multiprocessing.Pool.map (warm pool)", measure(lambda: warm_pool.map(square, items), repeat)),
             ("ProcessPoolExecutor.map chunksize tuned",

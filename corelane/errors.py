@@ -4,12 +4,16 @@
 
     CorelaneError
     ├── TaskError          the user's function raised; .index, .item, .remote_traceback
+    ├── RemoteTraceback    the worker's traceback, chained as __cause__ of a task's own
+    │                      exception where the Executor API raises that exception itself
     ├── WorkerDied         the process running the item vanished; .pid, .exitcode, .signal
     ├── TaskTimeout        the item overran its budget (also a TimeoutError)
     ├── Cancelled          the caller stopped the run
-    ├── Closed             the object was closed by you
+    ├── Closed             the object was closed by you (also a RuntimeError, as the
+    │                      Executor contract asks after shutdown)
     ├── Full               a bound on pending work was reached (also a queue.Full)
-    ├── Broken             the other end went away for good
+    ├── Broken             the other end went away for good (a pool: also
+    │                      concurrent.futures.BrokenExecutor)
     │   └── InitializerError   a worker's initializer raised; the pool will not respawn it
     ├── NotPicklable       cannot cross a process boundary (also a pickle.PicklingError)
     ├── StageError         a pipeline stage failed; .stage, .cause
@@ -28,6 +32,7 @@ from __future__ import annotations
 import pickle
 import queue
 import signal as _signal
+from concurrent.futures import BrokenExecutor
 from typing import Any
 
 
@@ -58,6 +63,21 @@ class TaskError(CorelaneError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.index, self.item, self.exception, self.remote_traceback))
+
+
+class RemoteTraceback(CorelaneError):
+    """The traceback of an exception raised in a worker, as text (CPython's _RemoteTraceback).
+
+    The Executor API (``Pool.submit``, ``Pool.map``) raises a task's own exception, as
+    ProcessPoolExecutor does; this is its ``__cause__``, so the worker's file and line show.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(f'\n"""\n{text.rstrip()}\n"""')
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.text,))
 
 
 def _signal_name(signum: int | None) -> str | None:
@@ -112,11 +132,11 @@ class Cancelled(CorelaneError):
     """The run was stopped by the caller (or by an earlier failure with ``errors="raise"``)."""
 
 
-class Closed(CorelaneError):
+class Closed(CorelaneError, RuntimeError):
     """The pool (or other object) was closed by its owner and cannot take more work."""
 
 
-class Broken(CorelaneError):
+class Broken(CorelaneError, BrokenExecutor):
     """The object can no longer work, because something it depends on went away for good."""
 
 

@@ -1,32 +1,34 @@
 """Messages between the parent and its workers, and how they are framed.
 
 Every message is one ``send_bytes`` frame holding a pickled tuple whose first element is a
-:class:`Msg`. Task payloads stay pre-pickled bytes inside the tuple so that one unpicklable item
-cannot make the whole frame unreadable: the worker then fails just that chunk's items.
+:class:`Msg`. Everything user-made inside a message (the function, the items, the results, the
+exceptions) travels as pre-pickled bytes, so the outer tuple always unpickles: an object one side
+cannot read fails its own items, never the pool.
 
 ::
 
-    parent -> worker   (TASK, job_id, fn_id, fn_bytes | None, star, budget, precise, n_items, payload)
+    parent -> worker   (TASK, job_id, seq, fn_id, fn_bytes | None, mode, budget, precise,
+                        n_items, payload)
                        (SHUTDOWN,)
     worker -> parent   (READY, pid)
                        (INIT_FAILED, traceback_text)
-                       (RESULTS, job_id, first, n, values_bytes, failures, final, elapsed,
-                        n_run, stop)
-                           values_bytes: the pickled results of chunk positions first..first+n,
-                           kept apart so that one the parent cannot unpickle fails those items,
-                           not the pool; failures: {position: (exception, traceback_text)}
+                       (LOAD_FAILED, what, reason)       "fn" or "items" of the current chunk
+                       (RESULTS, job_id, first, n, values_bytes, fail_texts, fail_bytes, final,
+                        elapsed, n_run, stop)
+                           values_bytes: the pickled results of chunk positions first..first+n;
+                           fail_texts: {position: traceback text} (plain strings, always readable);
+                           fail_bytes: the pickled {position: exception}, or b"" when none failed
 
-Each worker also owns a small shared "slot" of int64s, so the parent knows what a worker was
-running when it died or overran its timeout, without a message per item. In a *precise* chunk
-(jobs with a timeout, and items being isolated after a death) the slot names one item and its
-start time; otherwise it names a short span of items run back to back, which keeps the hot loop
-as lean as ``list(map(fn, chunk))``. A death inside a span of several items re-runs those items
-one by one, precisely, so the next death names the culprit.
+Each worker also owns a small shared "slot" of int64s. It names the chunk (``seq``) and the
+*stage* the worker is in, and the span of positions that stage concerns: loading the function,
+loading the items, running a span of items, pickling a span of results, freeing the chunk. When a
+worker dies, the parent reads the slot and knows whom to blame: one position, a span to re-run
+one item at a time (so the next death names the culprit), or nobody (the chunk was done).
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class Msg(StrEnum):
@@ -34,15 +36,37 @@ class Msg(StrEnum):
     SHUTDOWN = "shutdown"
     READY = "ready"
     INIT_FAILED = "init_failed"
+    LOAD_FAILED = "load_failed"
     RESULTS = "results"
 
 
-# Slot layout (int64 each): which job and item the worker runs, since when, and cancellation.
+class Mode(IntEnum):
+    """How a worker calls the function on each item."""
+
+    ONE = 0  # fn(item)
+    KWARGS = 1  # fn(*args, **kwargs) for item == (args, kwargs)   (submit)
+    STAR = 2  # fn(*item)                                         (Executor.map over iterables)
+
+
+class Stage(IntEnum):
+    """What a worker is doing with its current chunk (written to the slot before each step)."""
+
+    IDLE = 0
+    LOAD_FN = 1  # unpickling the function
+    LOAD_ITEMS = 2  # unpickling the chunk's items (span: the whole chunk)
+    RUN = 3  # calling the function on the span
+    PACK = 4  # pickling and sending the results of the span
+    FREE = 5  # dropping the finished chunk (its results are already sent)
+
+
+# Slot layout (int64 each).
 SLOT_JOB = 0  # job id of the chunk being run, 0 when idle
-SLOT_SPAN = 1  # (position << SPAN_BITS) | count: the items being run, one 8-byte atomic write
+SLOT_SPAN = 1  # (position << SPAN_BITS) | count: the positions the stage concerns
 SLOT_START = 2  # a float: time.monotonic() when the item (timed jobs) or chunk started; 0 idle
 SLOT_CANCEL = 3  # a job id the parent cancelled: stop that chunk after the current item
-SLOT_SIZE = 4
+SLOT_SEQ = 4  # the parent's sequence number of the chunk (per worker)
+SLOT_STAGE = 5  # a Stage
+SLOT_SIZE = 6
 SPAN_BITS = 24
 
 

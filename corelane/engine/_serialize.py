@@ -1,14 +1,19 @@
 """Serialization across the process boundary: pickle first, cloudpickle as the fallback.
 
-Plain pickle is fastest and covers module-level functions and ordinary data. Lambdas, closures and
-functions defined in ``__main__`` under spawn need cloudpickle, which is slower, so it is only tried
-when pickle refuses. What neither can send raises :class:`~corelane.errors.NotPicklable` naming the
-object, instead of a deep pickling traceback.
+Plain pickle is fastest and covers module-level functions and ordinary data. Lambdas and closures
+need cloudpickle, which is slower, so it is only tried when pickle refuses. Objects defined in an
+interactive ``__main__`` (a REPL, a notebook, ``python -c``, a script on stdin) pickle by name but
+cannot be found by name in a spawned or forkserver worker, which has no such ``__main__``: those
+go by value (cloudpickle) too. What neither can send raises :class:`~corelane.errors.NotPicklable`
+naming the object, instead of a deep pickling traceback; so does an object whose pickling raises
+``SystemExit``, which must not end the caller's program.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 from typing import Any
 
 import cloudpickle
@@ -25,22 +30,40 @@ def describe(obj: Any) -> str:
     if name and callable(obj):
         module = getattr(obj, "__module__", None)
         return f"{kind} {module}.{name}" if module else f"{kind} {name}"
-    text = repr(obj)
+    try:
+        text = repr(obj)
+    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+        text = f"at {id(obj):#x}"
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{kind} {text}"
 
 
+def _main_is_importable() -> bool:
+    """Can a fresh interpreter import this program's ``__main__`` (a file, or ``-m module``)?"""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None):
+        return True
+    path = getattr(main, "__file__", None)
+    return isinstance(path, str) and os.path.isfile(path)
+
+
 def dumps(obj: Any, what: str | None = None) -> bytes:
     """Serialize ``obj`` with pickle, falling back to cloudpickle; raise NotPicklable otherwise."""
     try:
-        return pickle.dumps(obj, PROTOCOL)
-    except Exception as first:  # noqa: BLE001 - pickle raises many types (TypeError, AttributeError ...)
-        try:
-            return cloudpickle.dumps(obj, PROTOCOL)
-        except Exception as second:  # noqa: BLE001
-            reason = f"{type(second).__name__}: {second}" if str(second) else str(first)
-            raise NotPicklable(what or describe(obj), reason) from None
+        data = pickle.dumps(obj, PROTOCOL)
+        if b"__main__" not in data or _main_is_importable():
+            return data
+    except (Exception, SystemExit) as first:  # noqa: BLE001 - pickle raises many types
+        error: BaseException = first
+    else:
+        error = pickle.PicklingError("defined in an interactive __main__")
+    try:
+        return cloudpickle.dumps(obj, PROTOCOL)
+    except (Exception, SystemExit) as second:  # noqa: BLE001
+        reason = f"{type(second).__name__}: {second}" if str(second) else str(error)
+        raise NotPicklable(what or describe(obj), reason) from None
 
 
 def loads(data: bytes) -> Any:
@@ -57,5 +80,5 @@ def portable_exception(exc: BaseException) -> BaseException:
     try:
         pickle.loads(dumps(exc))
         return exc
-    except Exception:  # noqa: BLE001
+    except BaseException:  # noqa: BLE001 - even SystemExit from a __reduce__ only loses the type
         return RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from corelane.engine.pool import Errors, Pool, _collect
+from corelane.engine._protocol import Mode
+from corelane.engine.pool import Errors, Pool, _collect, _flatten
 from corelane.progress import Sink
 
 
@@ -13,7 +14,7 @@ def _run(
     fn: Callable[[Any], Any],
     iterable: Iterable[Any],
     ordered: bool,
-    batched: bool,
+    eager: bool,
     workers: int | None,
     chunksize: int | None,
     progress: bool | Sink,
@@ -25,9 +26,8 @@ def _run(
 ) -> Iterator[Any]:
     pool = Pool(workers, initializer=initializer, initargs=initargs, start_method=start_method)
     try:
-        return pool._start(
-            fn, iterable, ordered, chunksize, progress, timeout, errors, owned=True, batched=batched
-        )
+        return pool._start(fn, iterable, Mode.ONE, ordered, chunksize, progress, timeout, errors,
+                           "task", eager=eager, owned=True)
     except BaseException:
         pool.terminate()
         raise
@@ -50,7 +50,9 @@ def map(
     """Apply ``fn`` to every item on all cores and return the list of results.
 
     See :meth:`corelane.Pool.map` for the options; ``workers``, ``initializer``, ``initargs`` and
-    ``start_method`` configure the temporary pool.
+    ``start_method`` configure the temporary pool; ``workers=0`` runs inline, for debugging.
+    The input is read whole (as ``list()`` would); results return as soon as they are in, and
+    the pool's workers exit in the background.
     """
     runs = _run(fn, iterable, ordered, True, workers, chunksize, progress, timeout, errors,
                 initializer, initargs, start_method)
@@ -71,8 +73,8 @@ def imap(
     start_method: str | None = None,
 ) -> Iterator[Any]:
     """Lazy, ordered parallel map; the pool lives as long as the iterator."""
-    return _run(fn, iterable, True, False, workers, chunksize, progress, timeout, errors,
-                initializer, initargs, start_method)
+    return _flatten(_run(fn, iterable, True, False, workers, chunksize, progress, timeout, errors,
+                initializer, initargs, start_method))
 
 
 def imap_unordered(
@@ -89,5 +91,5 @@ def imap_unordered(
     start_method: str | None = None,
 ) -> Iterator[Any]:
     """Lazy parallel map yielding results as they finish."""
-    return _run(fn, iterable, False, False, workers, chunksize, progress, timeout, errors,
-                initializer, initargs, start_method)
+    return _flatten(_run(fn, iterable, False, False, workers, chunksize, progress, timeout, errors,
+                initializer, initargs, start_method))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from corelane.errors import CorelaneError, TaskError
+from corelane.errors import CorelaneError, RemoteTraceback, TaskError
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,14 @@ class Failure:
         if isinstance(self.exception, CorelaneError):
             return self.exception
         return TaskError(self.index, self.item, self.exception, self.traceback)
+
+    def raised(self) -> BaseException:
+        """The exception the Executor API raises: the task's own, its worker traceback chained
+        as ``__cause__`` (what ProcessPoolExecutor does); corelane's own errors as they are."""
+        exc = self.exception
+        if self.traceback and exc.__cause__ is None:
+            exc.__cause__ = RemoteTraceback(self.traceback)
+        return exc
 
     def __bool__(self) -> bool:  # a Failure is falsy, so `if result:` filters failures out
         return False

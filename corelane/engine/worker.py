@@ -23,10 +23,14 @@ from typing import Any
 from corelane.engine._protocol import (
     SLOT_CANCEL,
     SLOT_JOB,
+    SLOT_SEQ,
     SLOT_SIZE,
     SLOT_SPAN,
+    SLOT_STAGE,
     SLOT_START,
+    Mode,
     Msg,
+    Stage,
     pack_span,
 )
 from corelane.engine._serialize import dumps, loads, portable_exception
@@ -35,7 +39,7 @@ from corelane.errors import NotPicklable
 FLUSH_SECONDS = 0.1  # send partial results (and so progress) at most this often within a chunk
 CHECK_SECONDS = 0.01  # look at the clock-driven checks (cancel, budget, flush) this often
 MAX_STRIDE = 1 << 16  # longest span of items run between two looks at the clock
-FN_CACHE = 32  # functions kept per worker, keyed by the parent's fn id
+FN_CACHE = 32  # functions kept per worker (first in, first out; the parent mirrors it)
 
 _state: dict[str, Any] = {}
 
@@ -72,22 +76,47 @@ def _send(conn: Connection, message: tuple[Any, ...]) -> None:
     conn.send_bytes(dumps(message))
 
 
+def _format(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc))
+    except BaseException:  # noqa: BLE001 - a __str__ that raises still leaves the type
+        return f"{type(exc).__name__} (its message could not be formatted)"
+
+
 def _pack_values(values: list[Any], failures: dict[int, Any], first: int) -> bytes:
     """Pickle the results once; an unpicklable value becomes a NotPicklable failure instead."""
     try:
         return dumps(values)
-    except NotPicklable:
+    except BaseException:  # noqa: BLE001 - find the culprit below, whatever it raised
         packed: list[Any] = []
         for offset, value in enumerate(values):
             try:
                 dumps(value)
                 packed.append(value)
-            except NotPicklable as exc:
+            except BaseException as exc:  # noqa: BLE001
                 pos = first + offset
-                err = NotPicklable(f"the result of chunk item {pos} ({type(value).__name__})", exc.reason)
+                reason = exc.reason if isinstance(exc, NotPicklable) else f"{type(exc).__name__}: {exc}"
+                err = NotPicklable(f"the result of chunk item {pos} ({type(value).__name__})", reason)
                 failures[pos] = (err, "")
                 packed.append(None)
         return dumps(packed)
+
+
+def _send_results(
+    conn: Connection, mv: Any, job_id: int, first: int, values: list[Any],
+    failures: dict[int, Any], final: bool, elapsed: float, n_run: int,
+) -> None:
+    """Pickle and send the results of positions ``first..``; the slot names them meanwhile."""
+    mv[SLOT_SPAN] = pack_span(first, len(values))
+    mv[SLOT_STAGE] = Stage.PACK
+    packed = _pack_values(values, failures, first)
+    texts: dict[int, str] | None = None
+    fail_bytes = b""
+    if failures:
+        texts = {pos: text for pos, (_, text) in failures.items()}
+        fail_bytes = dumps({pos: portable_exception(exc) for pos, (exc, _) in failures.items()})
+    _send(conn, (Msg.RESULTS, job_id, first, len(values), packed, texts, fail_bytes, final,
+                 elapsed, n_run, n_run))
 
 
 def worker_main(
@@ -117,9 +146,8 @@ def worker_main(
             args = loads(initargs) if initargs is not None else ()
             init(*args)
     except BaseException as exc:  # noqa: BLE001 - report anything, then stop without respawn
-        text = "".join(traceback.format_exception(exc))
         with contextlib.suppress(OSError):
-            _send(conn, (Msg.INIT_FAILED, text))
+            _send(conn, (Msg.INIT_FAILED, _format(exc)))
         return
     _send(conn, (Msg.READY, os.getpid()))
 
@@ -130,24 +158,35 @@ def worker_main(
         message = loads(inbox.get())  # type: ignore[arg-type]
         if message[0] is Msg.SHUTDOWN:
             break
-        _, job_id, fn_id, fn_bytes, star, budget, precise, n_items, payload = message
-        try:
-            fn = functions.get(fn_id)
-            if fn is None:
+        _, job_id, seq, fn_id, fn_bytes, mode, budget, precise, n_items, payload = message
+        mv[SLOT_SEQ] = seq
+        mv[SLOT_JOB] = job_id
+        mv[SLOT_SPAN] = pack_span(0, n_items)
+        mv[SLOT_STAGE] = Stage.LOAD_FN
+        fn = functions.get(fn_id)
+        if fn is None:
+            try:
+                if fn_bytes is None:
+                    raise LookupError("the worker no longer holds this function")
                 fn = loads(fn_bytes)
-                functions[fn_id] = fn
-                if len(functions) > FN_CACHE:
-                    functions.popitem(last=False)
+            except BaseException as exc:  # noqa: BLE001 - the function's own fault
+                _send(conn, (Msg.LOAD_FAILED, "fn", _format(exc)))
+                mv[SLOT_STAGE] = Stage.IDLE
+                continue
+            functions[fn_id] = fn
+            if len(functions) > FN_CACHE:
+                functions.popitem(last=False)
+        mv[SLOT_STAGE] = Stage.LOAD_ITEMS
+        try:
             items = loads(payload)
         except BaseException as exc:  # noqa: BLE001 - e.g. a class spawn cannot import
-            text = "".join(traceback.format_exception(exc))
-            exc = portable_exception(exc)
-            failures = {pos: (exc, text) for pos in range(n_items)}
-            _send(conn, (Msg.RESULTS, job_id, 0, n_items, dumps([None] * n_items), failures, True,
-                         0.0, 0, n_items))
+            _send(conn, (Msg.LOAD_FAILED, "items", _format(exc)))
+            mv[SLOT_STAGE] = Stage.IDLE
             continue
-        _run_chunk(conn, mv, mvd, job_id, fn, star, budget, precise, items)
-        del fn, items, message  # drop references before blocking for the next chunk
+        _run_chunk(conn, mv, mvd, job_id, fn, mode, budget, precise, items)
+        mv[SLOT_STAGE] = Stage.FREE  # results are sent: a death from here on blames nobody
+        del fn, items, message, payload
+        mv[SLOT_STAGE] = Stage.IDLE
 
 
 def _run_chunk(
@@ -156,7 +195,7 @@ def _run_chunk(
     mvd: Any,
     job_id: int,
     fn: Any,
-    star: bool,
+    mode: int,
     budget: float,
     precise: bool,
     items: list[Any],
@@ -178,9 +217,14 @@ def _run_chunk(
     n = len(items)
     started = last_flush = last_check = monotonic()
     stride = 1
-    mv[SLOT_JOB] = job_id
     mvd[SLOT_START] = started
-    call = (lambda item: fn(*item[0], **item[1])) if star else fn
+    if mode == Mode.KWARGS:
+        call = lambda item: fn(*item[0], **item[1])  # noqa: E731
+    elif mode == Mode.STAR:
+        call = lambda item: fn(*item)  # noqa: E731
+    else:
+        call = fn
+    mv[SLOT_STAGE] = Stage.RUN
     while pos < n:
         if pos:
             now = monotonic()
@@ -190,14 +234,13 @@ def _run_chunk(
             if mv[SLOT_CANCEL] == job_id or (budget and now - started > budget):
                 break
             if now - last_flush >= FLUSH_SECONDS:
-                packed = _pack_values(values, failures, first)
-                _send(conn, (Msg.RESULTS, job_id, first, len(values), packed, failures, False,
-                             0.0, 0, 0))
+                _send_results(conn, mv, job_id, first, values, failures, False, 0.0, 0)
                 values = []
                 extend = values.extend
                 failures = {}
                 first = pos
                 last_flush = now
+                mv[SLOT_STAGE] = Stage.RUN
             if precise:
                 mvd[SLOT_START] = now
         end = min(n, pos + stride)
@@ -208,13 +251,10 @@ def _run_chunk(
                 extend(results)  # keeps what it appended before an exception
                 break
             except BaseException as exc:  # noqa: BLE001 - SystemExit from a task is a task failure
-                text = "".join(traceback.format_exception(exc))
-                failures[first + len(values)] = (portable_exception(exc), text)
+                failures[first + len(values)] = (exc, _format(exc))
                 values.append(None)
         pos = end
     mvd[SLOT_START] = 0.0
     mv[SLOT_JOB] = 0
     elapsed = monotonic() - started
-    packed = _pack_values(values, failures, first)
-    _send(conn, (Msg.RESULTS, job_id, first, len(values), packed, failures, True, elapsed,
-                 pos, pos))
+    _send_results(conn, mv, job_id, first, values, failures, True, elapsed, pos)

@@ -28,7 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 from corelane.engine import Failure, Pool
 from corelane.engine._cpus import cpu_count
-from corelane.errors import Cancelled, Closed, CorelaneError, Full, TaskError
+from corelane.errors import Cancelled, Closed, CorelaneError, Full, RemoteTraceback, TaskError
 
 OnFull = Literal["raise", "drop_oldest"]
 
@@ -335,4 +335,6 @@ def _outcome(seq: int, req: _Request) -> Done | Failure:
         return Done(req.key, future.result(timeout=0))
     if isinstance(exc, TaskError):
         return Failure(seq, req.key, exc.exception, exc.remote_traceback)
+    if isinstance(exc.__cause__, RemoteTraceback):  # the task's own exception (Executor style)
+        return Failure(seq, req.key, exc, exc.__cause__.text)
     return Failure(seq, req.key, exc, "")

@@ -14,7 +14,7 @@ from tests.engine_tasks import init_raises, init_state, read_state, return_gener
 
 def test_initializer_fills_worker_state_once_per_worker(start_method: str) -> None:
     with corelane.Pool(2, initializer=init_state, initargs=("resnet",), start_method=start_method) as pool:
-        out = pool.map(read_state, range(40), chunksize=1)
+        out = list(pool.map(read_state, range(40), chunksize=1))
     assert {model for model, _ in out} == {"resnet"}
     assert {loads for _, loads in out} == {1}  # loaded once per worker, not per task
 
@@ -62,8 +62,8 @@ def test_result_the_parent_cannot_unpickle_fails_its_items_not_the_pool() -> Non
     from tests.engine_tasks import unrebuildable_on_three
 
     with corelane.Pool(2) as pool:
-        out = pool.map(unrebuildable_on_three, range(6), chunksize=1, errors="return")
+        out = list(pool.map(unrebuildable_on_three, range(6), chunksize=1, errors="return"))
         assert [x for i, x in enumerate(out) if i != 3] == [0, 1, 2, 4, 5]
         assert isinstance(out[3], Failure) and isinstance(out[3].exception, NotPicklable)
         assert "could not unpickle" in str(out[3].exception)
-        assert pool.map(square, range(5)) == [0, 1, 4, 9, 16]
+        assert list(pool.map(square, range(5))) == [0, 1, 4, 9, 16]

@@ -9,7 +9,8 @@ from concurrent.futures import wait
 import pytest
 
 import corelane
-from corelane import TaskError, WorkerDied
+from corelane import WorkerDied
+from corelane.errors import RemoteTraceback
 from tests.engine_tasks import fail_on_five, sigkill_on, sleep_for, square
 
 
@@ -36,7 +37,7 @@ def test_closing_imap_early_cancels_and_pool_goes_on() -> None:
         it = pool.imap(sleep_for, [0.05] * 1000)
         next(it)
         it.close()
-        assert pool.map(square, range(10)) == [x * x for x in range(10)]
+        assert list(pool.map(square, range(10))) == [x * x for x in range(10)]
 
 
 def test_submit_returns_futures(start_method: str) -> None:
@@ -46,8 +47,10 @@ def test_submit_returns_futures(start_method: str) -> None:
         kw = pool.submit(sorted, [3, 1, 2], reverse=True)
         assert kw.result(timeout=30) == [3, 2, 1]
         bad = pool.submit(fail_on_five, 5)
-        with pytest.raises(TaskError, match="bad input 5"):
+        with pytest.raises(ValueError, match="bad input 5") as info:  # its own, as the Executor
             bad.result(timeout=30)
+        assert isinstance(info.value.__cause__, RemoteTraceback)
+        assert "fail_on_five" in str(info.value.__cause__)
         dead = pool.submit(sigkill_on, (1, 1))
         assert isinstance(dead.exception(timeout=30), WorkerDied)
         assert pool.submit(square, 9).result(timeout=30) == 81

@@ -30,18 +30,18 @@ def test_lambdas_and_closures_run(start_method: str) -> None:
         return x + offset
 
     with corelane.Pool(2, start_method=start_method) as pool:
-        assert pool.map(lambda x: x * 3, range(10)) == [x * 3 for x in range(10)]
-        assert pool.map(add_offset, range(10)) == [x + 7 for x in range(10)]
+        assert list(pool.map(lambda x: x * 3, range(10))) == [x * 3 for x in range(10)]
+        assert list(pool.map(add_offset, range(10))) == [x + 7 for x in range(10)]
 
 
 def test_empty_input_and_forced_chunksize() -> None:
     with corelane.Pool(2) as pool:
-        assert pool.map(square, []) == []
-        assert pool.map(square, range(101), chunksize=10) == [x * x for x in range(101)]
+        assert list(pool.map(square, [])) == []
+        assert list(pool.map(square, range(101), chunksize=10)) == [x * x for x in range(101)]
         with pytest.raises(ValueError, match="chunksize"):
-            pool.map(square, range(3), chunksize=0)
+            list(pool.map(square, range(3), chunksize=0))
         with pytest.raises(ValueError, match="errors"):
-            pool.map(square, range(3), errors="ignore")  # type: ignore[arg-type]
+            list(pool.map(square, range(3), errors="ignore"))  # type: ignore[arg-type]
 
 
 def test_generator_input_without_len() -> None:
@@ -69,12 +69,12 @@ def test_pool_is_reusable_and_reports_state() -> None:
     pool = corelane.Pool(2)
     try:
         for n in (10, 100, 1000):
-            assert pool.map(square, range(n)) == [x * x for x in range(n)]
+            assert list(pool.map(square, range(n))) == [x * x for x in range(n)]
         assert "open" in repr(pool)
     finally:
         pool.close()
     with pytest.raises(corelane.errors.Closed):
-        pool.map(square, range(3))
+        list(pool.map(square, range(3)))
 
 
 def test_exports_are_exactly_all() -> None:

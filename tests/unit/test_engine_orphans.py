@@ -23,10 +23,10 @@ SCRIPT = textwrap.dedent(
     if __name__ == "__main__":
         a = corelane.Pool(2, start_method=sys.argv[1])
         b = corelane.Pool(1, start_method=sys.argv[1])   # a second pool: fds must not cross
-        a.map(sleep_for, [0.0] * 4)
-        b.map(sleep_for, [0.0])
+        list(a.map(sleep_for, [0.0] * 4))
+        list(b.map(sleep_for, [0.0]))
         print(*a.pids, *b.pids, flush=True)
-        a.map(sleep_for, [60.0] * 4)
+        list(a.map(sleep_for, [60.0] * 4))
     """
 )
 

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
         try:
             with corelane.Pool(2, start_method=sys.argv[1]) as pool:
                 print("started", *pool.pids, flush=True)
-                pool.map(sleep_for, [30.0] * 4)
+                list(pool.map(sleep_for, [30.0] * 4))
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             raise

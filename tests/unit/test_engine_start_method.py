@@ -19,7 +19,7 @@ def test_default_is_fork_without_threads_and_forkserver_with() -> None:
         assert default_start_method() == "forkserver"
         with corelane.Pool(2) as pool:
             assert pool.start_method == "forkserver"
-            assert pool.map(square, range(100)) == [x * x for x in range(100)]
+            assert list(pool.map(square, range(100))) == [x * x for x in range(100)]
     finally:
         stop.set()
         t.join(5)
@@ -27,5 +27,5 @@ def test_default_is_fork_without_threads_and_forkserver_with() -> None:
 
 def test_pool_threads_do_not_count_as_foreign() -> None:
     with corelane.Pool(1) as pool:
-        assert pool._thread not in _foreign_threads()
-        assert pool.map(square, [3]) == [9]
+        assert pool._manager.thread not in _foreign_threads()
+        assert list(pool.map(square, [3])) == [9]

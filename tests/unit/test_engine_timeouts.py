@@ -15,7 +15,7 @@ def test_stuck_item_times_out_and_worker_is_replaced(start_method: str) -> None:
     with corelane.Pool(2, start_method=start_method) as pool:
         before = set(pool.pids)
         t0 = time.monotonic()
-        out = pool.map(sleep_for, [0.01, 30.0, 0.01, 0.02], timeout=0.5, errors="return")
+        out = list(pool.imap(sleep_for, [0.01, 30.0, 0.01, 0.02], timeout=0.5, errors="return"))
         assert time.monotonic() - t0 < 10
         assert out[0] == 0.01 and out[2] == 0.01 and out[3] == 0.02
         assert isinstance(out[1], Failure) and isinstance(out[1].exception, TaskTimeout)

@@ -27,7 +27,7 @@ def test_death_fails_only_its_item(start_method: str, name: str, task: Any, exit
     items = [(i, 7) for i in range(20)]
     with corelane.Pool(2, start_method=start_method) as pool:
         t0 = time.monotonic()
-        out = pool.map(task, items, errors="return")
+        out = list(pool.map(task, items, errors="return"))
         elapsed = time.monotonic() - t0
         assert [x for i, x in enumerate(out) if i != 7] == [i for i in range(20) if i != 7]
         failure = out[7]
@@ -35,7 +35,7 @@ def test_death_fails_only_its_item(start_method: str, name: str, task: Any, exit
         assert failure.exception.exitcode == exitcode and failure.index == 7
         assert elapsed < 5, "death detection should take about a second at most"
         # the pool is still whole and usable
-        assert pool.map(square, range(50)) == [x * x for x in range(50)]
+        assert list(pool.map(square, range(50))) == [x * x for x in range(50)]
         assert len(pool.pids) == 2
 
 
@@ -48,9 +48,9 @@ def test_death_in_raise_mode_raises_workerdied_naming_signal() -> None:
 def test_repeated_deaths_never_hang() -> None:
     with corelane.Pool(2) as pool:
         for round_ in range(10):
-            out = pool.map(sigkill_on, [(i, round_ % 5) for i in range(5)], errors="return")
+            out = list(pool.map(sigkill_on, [(i, round_ % 5) for i in range(5)], errors="return"))
             assert sum(isinstance(x, Failure) for x in out) == 1
-        pids = set(pool.map(pid_of, range(20), chunksize=1))
+        pids = set(list(pool.map(pid_of, range(20), chunksize=1)))
         assert 1 <= len(pids) <= 2
 
 
@@ -59,7 +59,7 @@ def test_death_inside_a_large_chunk_names_the_culprit(start_method: str) -> None
     # that span item by item so the second death names exactly the culprit.
     items = [(i, 23) for i in range(40)]
     with corelane.Pool(2, start_method=start_method) as pool:
-        out = pool.map(sigkill_on, items, chunksize=40, errors="return")
+        out = list(pool.map(sigkill_on, items, chunksize=40, errors="return"))
     failures = [x for x in out if isinstance(x, Failure)]
     assert len(failures) == 1 and failures[0].index == 23
     assert isinstance(failures[0].exception, WorkerDied)

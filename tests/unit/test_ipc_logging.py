@@ -42,7 +42,7 @@ def test_pool_log_level_forwards_tagged_records_in_order(
     start_method: str, captured: Capture
 ) -> None:
     with corelane.Pool(2, start_method=start_method, log_level=logging.INFO) as pool:
-        assert pool.map(log_and_return, range(30), chunksize=3) == list(range(30))
+        assert list(pool.map(log_and_return, range(30), chunksize=3)) == list(range(30))
     records = captured.records
     assert len(records) == 60  # two INFO records per item; DEBUG is below the level
     by_pid: dict[int, list[str]] = defaultdict(list)
@@ -58,8 +58,8 @@ def test_pool_log_level_forwards_tagged_records_in_order(
 
 def test_debug_level_and_exception_text(captured: Capture) -> None:
     with corelane.Pool(1, log_level="DEBUG") as pool:
-        pool.map(log_and_return, [1])
-        pool.map(log_exception, [7])
+        list(pool.map(log_and_return, [1]))
+        list(pool.map(log_exception, [7]))
     messages = [r.getMessage() for r in captured.records]
     assert any(m.endswith("item 1 debug") for m in messages)
     (failed,) = [m for m in messages if "item 7 failed" in m]
@@ -74,7 +74,7 @@ def test_no_record_is_written_twice_under_fork(tmp_path: Path) -> None:
     root.addHandler(handler)
     try:
         with corelane.Pool(2, start_method="fork", log_level=logging.INFO) as pool:
-            pool.map(log_and_return, range(10))
+            list(pool.map(log_and_return, range(10)))
     finally:
         root.removeHandler(handler)
         handler.close()
@@ -88,7 +88,7 @@ def test_forward_worker_logs_for_plain_multiprocessing(
     ctx = mp.get_context(start_method)
     logs = forward_worker_logs(logging.INFO, ctx=ctx)
     with logs, ctx.Pool(2, initializer=logs.initializer, initargs=logs.initargs) as pool:
-        assert pool.map(log_and_return, range(5)) == list(range(5))
+        assert list(pool.map(log_and_return, range(5))) == list(range(5))
         pool.close()
         pool.join()
     assert len(captured.records) == 10

@@ -23,10 +23,10 @@ def test_worker_write_is_seen_by_parent(start_method: str) -> None:
 def test_slices_travel_as_handles_into_a_running_pool(start_method: str) -> None:
     # The pool's workers exist before the array does.
     with corelane.Pool(2, start_method=start_method) as pool, SharedArray.zeros((4, 250)) as arr:
-        flags = pool.map(fill, [(arr[i], float(i + 1)) for i in range(4)], chunksize=1)
+        flags = list(pool.map(fill, [(arr[i], float(i + 1)) for i in range(4)], chunksize=1))
         assert flags == [True] * 4  # each worker saw a shared, attached (not owned) view
         assert arr.sum() == 250 * (1 + 2 + 3 + 4)
-        halves = pool.map(sum_range, [(arr.ravel(), 0, 500), (arr.ravel(), 500, 1000)])
+        halves = list(pool.map(sum_range, [(arr.ravel(), 0, 500), (arr.ravel(), 500, 1000)]))
         assert halves == [250 * 3.0, 250 * 7.0]
 
 

@@ -19,7 +19,7 @@ from tests.ipc_tasks import add_many, hold_lock_and_die, value_add_many
 def test_exact_with_four_processes_times_100k_adds(start_method: str) -> None:
     # The pool is running before the counter exists: it travels by pickling, not at spawn.
     with corelane.Pool(4, start_method=start_method) as pool, SharedCounter() as counter:
-        pids = pool.map(add_many, [(counter, 100_000, 1)] * 4, chunksize=1)
+        pids = list(pool.map(add_many, [(counter, 100_000, 1)] * 4, chunksize=1))
         assert counter.value == 400_000
         assert len(set(pids)) >= 2  # really several processes
 
@@ -33,7 +33,7 @@ def test_batched_adds_and_initial_value(start_method: str) -> None:
 def test_more_processes_than_slots_still_exact(start_method: str) -> None:
     # One slot: the first process to add owns it, the others add under the segment lock.
     with corelane.Pool(3, start_method=start_method) as pool, SharedCounter(slots=1) as counter:
-        pool.map(add_many, [(counter, 2_000, 1)] * 6, chunksize=1)
+        list(pool.map(add_many, [(counter, 2_000, 1)] * 6, chunksize=1))
         assert counter.value == 12_000
 
 

@@ -37,8 +37,8 @@ OWNER = textwrap.dedent(
     value = SharedValue(0.5)
     view = arr[10:20]
     with corelane.Pool(2, start_method=method) as pool:  # workers attach to everything
-        assert pool.map(array_total, [arr, view, big]) == [499500.0, 145.0, 0.0]
-        pool.map(add_many, [(counter, 10, 1)] * 2)
+        assert list(pool.map(array_total, [arr, view, big])) == [499500.0, 145.0, 0.0]
+        list(pool.map(add_many, [(counter, 10, 1)] * 2))
         assert counter.value == 20
         print(arr.name, big.name, counter.name, value.name, flush=True)
         if mode == "sigkill":
@@ -133,6 +133,6 @@ def test_array_made_in_a_worker_comes_back_by_value(start_method: str) -> None:
     # A worker owns what it creates and unlinks it when the task drops it, so returning it sends
     # the data (ownership does not move to the parent) and no segment outlives the task.
     with corelane.Pool(1, start_method=start_method) as pool:
-        out = pool.map(make_owned_array, [4, 0])
+        out = list(pool.map(make_owned_array, [4, 0]))
     assert [type(a) for a in out] == [np.ndarray, np.ndarray]
     assert out[0].tolist() == [0.0] * 4 and out[1].shape == (0,)

@@ -1,0 +1,779 @@
+"""The manager thread and its records: dispatch, results, deaths, timeouts.
+
+::
+
+    callers (any thread)                manager thread                        worker processes
+    --------------------                --------------                        ----------------
+    imap: cut + pickle chunks  ---->    job.pending / job.source --> idle --> load fn, load items,
+    map: hand over the list             worker; waits in ONE place on:        run spans, pack and
+    submit: one chunk, own Future       result pipes, sentinels, a wake       send results; the
+    consume job.out  <-------------     pipe; watches timeouts                slot names the stage
+
+All policy lives here; workers only run chunks. The manager holds no reference to the public
+:class:`~corelane.engine.pool.Pool`, so a pool dropped without ``close()`` is collected and its
+finalizer closes the manager. No user object can end this thread: everything a user made
+(functions, items, results, exceptions, done-callbacks) is handled inside a guard that turns a
+failure into that item's error. Should the thread die anyway, every pending and later call gets
+``Broken`` at once.
+
+Blame, when a worker dies, comes from its slot (see ``_protocol``): the stage it was in and the
+span of positions that stage concerns. One position: that item fails with ``WorkerDied`` (or
+``TaskTimeout`` when we killed it). Several: each re-runs alone, so the next death names the
+culprit. None (idle, or freeing a finished chunk): its queued chunks go back unharmed; a chunk
+that keeps meeting such deaths is isolated the same way, so the loop is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import logging
+import os
+import queue
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from concurrent.futures import Future
+from multiprocessing.connection import wait
+from typing import Any
+
+from corelane.engine._protocol import (
+    SLOT_CANCEL,
+    SLOT_JOB,
+    SLOT_SEQ,
+    SLOT_SIZE,
+    SLOT_SPAN,
+    SLOT_STAGE,
+    SLOT_START,
+    Mode,
+    Msg,
+    Stage,
+    unpack_span,
+)
+from corelane.engine._serialize import describe, dumps, loads
+from corelane.engine.chunking import Chunker
+from corelane.engine.results import Failure
+from corelane.engine.worker import FN_CACHE, worker_main
+from corelane.errors import (
+    Broken,
+    Cancelled,
+    InitializerError,
+    InternalError,
+    NotPicklable,
+    TaskTimeout,
+    WorkerDied,
+)
+
+log = logging.getLogger("corelane.engine")
+
+# Tuning constants, each with its trade-off.
+IDLE_TICK = 0.5  # s between liveness checks when nothing is timed (sentinels wake us anyway)
+TIMED_TICK = 0.02  # s between checks while a timeout or a cancellation is being watched
+CANCEL_GRACE = 0.5  # s a cancelled job's chunk may go on (it stops between items) before its
+#                     worker is killed and replaced; short, since a cancel means "stop now"
+STARTUP_FAILURES = 3  # workers dying before they are ready, in a row, before the pool gives up
+INNOCENT_DEATHS = 3  # deaths no stage pins on a chunk before its items are run one by one
+FN_DEATHS = 2  # deaths while loading a run's function before the whole run fails
+JOIN_TIMEOUT = 2.0  # s to wait for a worker to exit after SHUTDOWN before it is killed
+
+_job_ids = itertools.count(1)
+_parent_fds: set[int] = set()  # parent-side pipe ends of every pool's workers (and wake pipes)
+_spawn_lock = threading.Lock()  # one worker start at a time, process-wide (see _spawn_one)
+
+# A run of results for consecutive input indices: (first index, values, failures among them).
+# Failed items hold a Failure in their place in ``values``.
+Run = tuple[int, list[Any], int]
+
+
+def fresh(error: BaseException) -> BaseException:
+    """A new exception equal to ``error``, so raising it again does not grow one traceback."""
+    try:
+        new = copy.copy(error)
+    except Exception:  # noqa: BLE001 - an exotic exception: reuse it rather than fail here
+        return error
+    new.__traceback__ = None
+    new.__cause__ = error.__cause__
+    return new
+
+
+def settle(future: Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+    """Complete ``future``, whatever its done-callbacks do (they run here, on our thread)."""
+    try:
+        if future.done():
+            return
+        if not future.running() and not future.set_running_or_notify_cancel():
+            return  # cancelled before it ran
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+    except BaseException:  # noqa: BLE001 - a callback's SystemExit must not end the manager
+        log.exception("a done-callback of a corelane future raised; the future itself is done")
+
+
+class Fn:
+    """A pickled function with an id the workers cache it under."""
+
+    __slots__ = ("id", "data")
+    _ids = itertools.count(1)
+
+    def __init__(self, data: bytes) -> None:
+        self.id = next(Fn._ids)
+        self.data = data
+
+
+class Chunk:
+    """Items sent to a worker as one message; ``done`` counts the positions with results."""
+
+    __slots__ = ("job", "fn", "indices", "items", "payload", "done", "seq", "innocent", "precise",
+                 "future")
+
+    def __init__(self, job: Job, fn: Fn, indices: list[int], items: list[Any], payload: bytes,
+                 future: Future[Any] | None = None) -> None:
+        self.job = job
+        self.fn = fn
+        self.indices = indices
+        self.items = items
+        self.payload = payload
+        self.done = 0
+        self.seq = 0  # the worker-local sequence number it was last sent under
+        self.innocent = 0  # deaths of its worker that no stage pinned on it
+        self.precise = False  # one item at a time, each timed (set when isolating a crash)
+        self.future = future  # submit(): the one Future this chunk's single item settles
+
+    def single(self, pos: int) -> Chunk:
+        """Position ``pos`` alone, to run precisely (its own pickle, its own start time)."""
+        item = self.items[pos]
+        one = Chunk(self.job, self.fn, [self.indices[pos]], [item], dumps([item]), self.future)
+        one.precise = True
+        return one
+
+    def runs(self, first: int, values: list[Any], failures: dict[int, Any],
+             skip: set[int] | None = None) -> list[Run]:
+        """Results for positions ``first..`` as runs of consecutive input indices."""
+        for pos, (exc, text) in failures.items():
+            values[pos - first] = Failure(self.indices[pos], self.items[pos], exc, text)
+        indices = self.indices[first : first + len(values)]
+        if skip:
+            kept = [(i, v) for p, (i, v) in enumerate(zip(indices, values, strict=True), first)
+                    if p not in skip]
+            indices = [i for i, _ in kept]
+            values = [v for _, v in kept]
+        if not indices:
+            return []
+        if indices[-1] - indices[0] == len(indices) - 1:  # the usual case: one run
+            return [(indices[0], values, len(failures))]
+        runs: list[Run] = []
+        start = 0
+        for k in range(1, len(indices) + 1):
+            if k == len(indices) or indices[k] != indices[k - 1] + 1:
+                part = values[start:k]
+                runs.append((indices[start], part, sum(isinstance(v, Failure) for v in part)))
+                start = k
+        return runs
+
+
+def cut_chunk(job: Job, first: int, items: list[Any]) -> tuple[Chunk | None, list[Run]]:
+    """Pickle ``items`` (indices from ``first``) as one chunk; unsendable ones become failures."""
+    indices = list(range(first, first + len(items)))
+    failures: list[Run] = []
+    try:
+        payload = dumps(items)
+    except NotPicklable:
+        keep = []
+        for index, item in zip(indices, items, strict=True):
+            try:
+                dumps(item)
+                keep.append((index, item))
+            except NotPicklable as exc:
+                err = NotPicklable(f"item {index} ({describe(item)})", exc.reason)
+                failures.append((index, [Failure(index, item, err)], 1))
+        indices = [index for index, _ in keep]
+        items = [item for _, item in keep]
+        payload = dumps(items)
+    assert job.fn is not None
+    chunk = Chunk(job, job.fn, indices, items, payload) if indices else None
+    return chunk, failures
+
+
+class Job:
+    """One run (an imap or map call), or the pool's shared run of submitted calls.
+
+    Lazy runs are cut by their caller, a window at a time. Eager runs (``source``) hand their
+    whole input over and the manager cuts it as workers free up, so they advance without a
+    consumer, as ``Executor.map`` does. The shared submit job holds one chunk per Future.
+    """
+
+    def __init__(self, fn: Fn | None, mode: Mode, chunker: Chunker, timeout: float | None,
+                 source: list[Any] | None = None, shared: bool = False) -> None:
+        self.id = next(_job_ids)
+        self.fn = fn
+        self.mode = mode
+        self.chunker = chunker
+        self.timeout = timeout
+        self.source = source
+        self.shared = shared
+        self.cut = 0  # items of ``source`` cut into chunks so far
+        self.pending: deque[Chunk] = deque()
+        self.out: queue.SimpleQueue[list[Run] | BaseException] = queue.SimpleQueue()
+        self.inflight = 0  # chunks on workers
+        self.closed = False  # the caller is done with it (finished, cancelled or failed)
+        self.fatal: BaseException | None = None  # every item fails with this (its fn is bad)
+        self.fn_deaths = 0
+
+    def idle(self) -> bool:
+        """Nothing queued, nothing running, nothing left to cut."""
+        left = self.source is not None and self.cut < len(self.source)
+        return not self.pending and not left and self.inflight == 0
+
+    def take(self) -> Chunk | None:
+        """The next chunk to run: a queued one, else the next cut of an eager run's input."""
+        while True:
+            if self.pending:
+                return self.pending.popleft()
+            if self.source is None or self.cut >= len(self.source):
+                return None
+            first = self.cut
+            items = self.source[first : first + self.chunker.size(first)]
+            self.cut += len(items)
+            chunk, failures = cut_chunk(self, first, items)
+            self.deliver(failures)
+            if chunk is not None:
+                return chunk
+
+    def deliver(self, runs: list[Run]) -> None:
+        if runs and not self.closed:
+            self.out.put(runs)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.closed:
+            self.out.put(fresh(error))
+        self.closed = True
+
+
+class Worker:
+    __slots__ = ("proc", "conn", "mv", "mvd", "inflight", "fn_ids", "ready", "kill_reason",
+                 "cancel_seen", "seq")
+
+    def __init__(self, proc: Any, conn: Any, slot: Any) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.mv = memoryview(slot).cast("B").cast("q")
+        self.mvd: Any = memoryview(slot).cast("B").cast("d")
+        self.inflight: deque[Chunk] = deque()
+        self.fn_ids: OrderedDict[int, None] = OrderedDict()  # mirrors the worker's FIFO cache
+        self.ready = False
+        self.kill_reason: tuple[str, int, float] | None = None  # ("timeout"|"cancel", pos, s)
+        self.cancel_seen = 0.0  # when the parent first saw the running job cancelled
+        self.seq = 0
+
+
+class Manager:
+    """Owns the workers, the jobs and the thread that connects them."""
+
+    def __init__(self, workers: int, ctx: Any, start_method: str, init: bytes | None,
+                 initargs: bytes | None, log_forwarder: Any) -> None:
+        self.workers = workers
+        self.start_method = start_method
+        self._ctx = ctx
+        self._init = init
+        self._initargs = initargs
+        self.log_forwarder = log_forwarder
+        self._jobs: dict[int, Job] = {}
+        self._rr: deque[int] = deque()  # job ids in round-robin order
+        self._lock = threading.Lock()
+        self._pool: list[Worker] = []
+        self.submits = Job(None, Mode.KWARGS, Chunker(1, fixed=1), None, shared=True)
+        self._jobs[self.submits.id] = self.submits
+        self._rr.append(self.submits.id)
+        self._wake_lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        _parent_fds.update((self._wake_r, self._wake_w))
+        self.closing = False
+        self.terminating = False
+        self.cancel_futures = False
+        self.broken: BaseException | None = None
+        self._dead = False  # set (under _lock) once the thread stops taking work
+        self._startup_failures = 0
+        self.thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
+        self.thread._corelane = True  # type: ignore[attr-defined]
+        self.thread.start()
+
+    # ------------------------------------------------------------------ caller side
+
+    def add_job(self, job: Job) -> None:
+        with self._lock:
+            if not self._dead:
+                self._jobs[job.id] = job
+                self._rr.append(job.id)
+                job = None  # type: ignore[assignment]
+        if job is not None:
+            job.fail(self.broken or Cancelled("the pool was shut down"))
+        self.wake()
+
+    def add_submit(self, chunk: Chunk) -> None:
+        with self._lock:
+            dead = self._dead
+            if not dead:
+                self.submits.pending.append(chunk)
+        if dead:
+            assert chunk.future is not None
+            settle(chunk.future, error=fresh(self.broken or Cancelled("the pool was shut down")))
+        self.wake()
+
+    def wake(self) -> None:
+        with self._wake_lock:  # never write to a closed (and maybe reused) descriptor
+            if self._wake_w >= 0:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.write(self._wake_w, b"x")
+
+    def close_job(self, job: Job) -> None:
+        job.closed = True
+        self.wake()
+
+    def lazy_jobs(self) -> list[Job]:
+        with self._lock:
+            return [job for job in self._jobs.values() if job.source is None and not job.shared]
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in list(self._pool) if w.proc.pid]
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self._spawn_missing()
+                if self.cancel_futures:
+                    self._cancel_pending()
+                self._dispatch()
+                if self.terminating or self.broken or (self.closing and self._all_idle()):
+                    break
+                waitables: list[Any] = [self._wake_r]
+                for w in self._pool:
+                    waitables.append(w.conn)
+                    waitables.append(w.proc.sentinel)
+                ready = set(wait(waitables, timeout=self._tick()))
+                if self._wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                for w in list(self._pool):
+                    if w.conn in ready:
+                        self._drain(w)
+                for w in list(self._pool):
+                    if w.proc.sentinel in ready:
+                        self._on_death(w)
+                self._watch()
+                self._reap_jobs()
+        except BaseException as exc:  # noqa: BLE001 - never die silently: fail every job
+            text = "".join(traceback.format_exception(exc))
+            error = Broken(f"the pool's manager thread failed; this is a bug in corelane, please "
+                           f"report it with this message:\n{text}")
+            error.__cause__ = InternalError(str(exc))
+            self.broken = error
+        finally:
+            self._shutdown_workers()
+
+    def _all_idle(self) -> bool:
+        with self._lock:
+            return all(job.closed or job.idle() for job in self._jobs.values())
+
+    def _tick(self) -> float:
+        for w in self._pool:
+            if w.inflight and (w.inflight[0].job.timeout or w.inflight[0].job.closed):
+                return TIMED_TICK
+        return IDLE_TICK
+
+    def _spawn_missing(self) -> None:
+        if self.closing or self.broken is not None:
+            return
+        while len(self._pool) < self.workers:
+            with _spawn_lock:
+                self._spawn_one()
+
+    def _spawn_one(self) -> None:
+        """Start one worker (under _spawn_lock: under fork, a child of another pool's spawn must
+        not catch this pipe between its creation and the closing of our child end)."""
+        slot = self._ctx.RawArray("q", SLOT_SIZE)
+        parent_end, child_end = self._ctx.Pipe(duplex=True)
+        close_fds: list[int] = []
+        if self.start_method == "fork":
+            # The child must not keep any pool's parent-side pipe ends open, or EOF (which
+            # ends workers whose parent died) would never reach those workers.
+            close_fds = [parent_end.fileno(), *_parent_fds]
+        forwarder = self.log_forwarder
+        log_config = forwarder.worker_config() if forwarder is not None else None
+        proc = self._ctx.Process(
+            target=worker_main,
+            args=(child_end, slot, self._init, self._initargs, log_config, close_fds),
+            name=f"corelane-worker-{len(self._pool)}",
+            daemon=False,
+        )
+        proc.start()
+        child_end.close()
+        _parent_fds.add(parent_end.fileno())
+        self._pool.append(Worker(proc, parent_end, slot))
+
+    def _next_chunk(self) -> Chunk | None:
+        with self._lock:
+            order = list(self._rr)
+            self._rr.rotate(-1)
+        for job_id in order:
+            job = self._jobs.get(job_id)
+            if job is None or job.closed:
+                continue
+            while (chunk := job.take()) is not None:
+                future = chunk.future
+                if (future is not None and not future.running()
+                        and not future.set_running_or_notify_cancel()):
+                    continue  # cancelled before it started
+                if job.fatal is not None:
+                    self._fail_chunk(chunk, job.fatal)
+                    continue
+                return chunk
+        return None
+
+    def _dispatch(self) -> None:
+        if self.terminating or self.broken is not None:
+            return
+        # First one chunk to every idle worker, then more ahead where chunks are short.
+        for depth in (0, 1, 2):
+            for w in self._pool:
+                if not w.ready or w.kill_reason or len(w.inflight) != depth:
+                    continue
+                if depth and w.inflight[0].job.chunker.prefetch() <= depth:
+                    continue
+                chunk = self._next_chunk()
+                if chunk is None:
+                    return
+                self._send_chunk(w, chunk)
+
+    def _send_chunk(self, w: Worker, chunk: Chunk) -> None:
+        job, fn = chunk.job, chunk.fn
+        fn_bytes = None
+        if fn.id not in w.fn_ids:
+            fn_bytes = fn.data
+            w.fn_ids[fn.id] = None
+            if len(w.fn_ids) > FN_CACHE:
+                w.fn_ids.popitem(last=False)
+        w.seq += 1
+        chunk.seq = w.seq
+        message = (
+            Msg.TASK, job.id, chunk.seq, fn.id, fn_bytes, job.mode, job.chunker.budget,
+            job.timeout is not None or chunk.precise, len(chunk.indices), chunk.payload,
+        )
+        w.inflight.append(chunk)
+        job.inflight += 1
+        with contextlib.suppress(OSError):  # a dead worker: its sentinel fires, _on_death requeues
+            w.conn.send_bytes(dumps(message))
+
+    # ------------------------------------------------------------------ what workers say
+
+    def _drain(self, w: Worker, readable: bool = True) -> None:
+        """Handle every message waiting on ``w``'s pipe.
+
+        ``readable``: wait() just said so, so the first read needs no poll (every syscall here
+        may cost a GIL hand-off when the caller's thread is busy).
+        """
+        try:
+            ready = readable or w.conn.poll()
+            while ready:
+                self._handle(w, loads(w.conn.recv_bytes()))
+                ready = w.conn.poll()
+        except (EOFError, OSError):
+            pass  # the worker is exiting; its sentinel will tell us how
+
+    def _handle(self, w: Worker, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind is Msg.RESULTS:
+            self._on_results(w, message)
+        elif kind is Msg.LOAD_FAILED:
+            self._on_load_failed(w, message[1], message[2])
+        elif kind is Msg.READY:
+            w.ready = True
+            self._startup_failures = 0
+        elif kind is Msg.INIT_FAILED:
+            self._fail_pool(InitializerError(
+                "a worker's initializer raised; the pool stops instead of respawning it",
+                message[1]))
+
+    def _on_results(self, w: Worker, message: tuple[Any, ...]) -> None:
+        _, job_id, first, n, blob, texts, fail_bytes, final, elapsed, n_run, stop = message
+        chunk = w.inflight[0]
+        job = chunk.job
+        if job.id != job_id:
+            raise InternalError(f"results for job {job_id} while job {job.id} was expected")
+        failures: dict[int, Any] = {}
+        if texts:
+            try:
+                excs = loads(fail_bytes)
+            except BaseException as exc:  # noqa: BLE001 - e.g. a class only the worker imports
+                why = f"(the parent could not unpickle it: {type(exc).__name__})"
+                excs = {pos: RuntimeError(f"{text.strip().splitlines()[-1]} {why}")
+                        for pos, text in texts.items()}
+            failures = {pos: (excs[pos], texts[pos]) for pos in texts}
+        skip: set[int] = set()
+        try:
+            values = loads(blob)
+        except BaseException as exc:  # noqa: BLE001 - one unreadable result fails only its item
+            values = [None] * n
+            lost = [p for p in range(first, first + n) if p not in failures]
+            if len(lost) == 1:
+                what = f"the result of item {chunk.indices[lost[0]]}"
+                reason = f"the parent could not unpickle it: {type(exc).__name__}: {exc}"
+                failures[lost[0]] = (NotPicklable(what, reason), "")
+            else:  # which one? each runs again alone
+                skip = set(lost)
+                self._isolate(chunk, lost)
+        chunk.done = first + n
+        self._deliver(chunk, chunk.runs(first, values, failures, skip))
+        if final:
+            w.inflight.popleft()
+            job.inflight -= 1
+            job.chunker.observe(elapsed, n_run)
+            if stop < len(chunk.indices):  # handed back: cancelled or over its budget
+                self._requeue(chunk)
+
+    def _on_load_failed(self, w: Worker, what: str, text: str) -> None:
+        chunk = w.inflight.popleft()
+        job = chunk.job
+        job.inflight -= 1
+        reason = f"the worker could not unpickle it: {text.strip().splitlines()[-1]}"
+        if what == "missing":  # the worker evicted it: send it again, with the function
+            w.fn_ids.pop(chunk.fn.id, None)
+            self._requeue(chunk)
+        elif what == "fn":
+            w.fn_ids.pop(chunk.fn.id, None)
+            error = NotPicklable("the function", reason)
+            if not job.shared:
+                job.fatal = error
+            self._fail_chunk(chunk, error)
+        elif len(chunk.items) > 1:  # which item? each goes again in its own pickle
+            self._isolate(chunk, list(range(len(chunk.items))))
+        else:
+            index = None if chunk.future else chunk.indices[0]
+            what_item = "the arguments" if chunk.future else f"item {index}"
+            self._fail_chunk(chunk, NotPicklable(f"{what_item} ({describe(chunk.items[0])})", reason))
+
+    def _deliver(self, chunk: Chunk, runs: list[Run]) -> None:
+        if chunk.future is None:
+            chunk.job.deliver(runs)
+        elif runs:
+            value = runs[0][1][0]
+            if isinstance(value, Failure):
+                settle(chunk.future, error=value.raised())
+            else:
+                settle(chunk.future, value)
+
+    def _fail_chunk(self, chunk: Chunk, error: BaseException) -> None:
+        """Every unfinished item of ``chunk`` fails with (a copy of) ``error``."""
+        if chunk.future is not None:
+            settle(chunk.future, error=fresh(error))
+            return
+        runs = [(i, [Failure(i, item, fresh(error))], 1)
+                for i, item in zip(chunk.indices[chunk.done:], chunk.items[chunk.done:], strict=True)]
+        chunk.job.deliver(runs)
+
+    def _requeue(self, chunk: Chunk, skip: set[int] | None = None) -> None:
+        """Put a chunk's unfinished items (all but positions ``skip``) back at the queue's front."""
+        job = chunk.job
+        if job.closed:
+            return
+        positions = [p for p in range(chunk.done, len(chunk.indices)) if not skip or p not in skip]
+        if not positions:
+            return
+        if len(positions) != len(chunk.indices):
+            items = [chunk.items[p] for p in positions]
+            chunk.indices = [chunk.indices[p] for p in positions]
+            chunk.items = items
+            chunk.payload = dumps(items)
+            chunk.done = 0
+        job.pending.appendleft(chunk)
+
+    def _isolate(self, chunk: Chunk, positions: list[int]) -> None:
+        """Queue each position of ``chunk`` alone, at the front, to find which one is at fault."""
+        if chunk.job.closed:
+            return
+        for p in reversed(positions):
+            chunk.job.pending.appendleft(chunk.single(p))
+
+    # ------------------------------------------------------------------ deaths and timeouts
+
+    def _on_death(self, w: Worker) -> None:
+        self._drain(w, readable=False)  # results it sent before dying still count
+        w.proc.join(1.0)
+        exitcode = w.proc.exitcode
+        pid = w.proc.pid
+        self._pool.remove(w)
+        _parent_fds.discard(w.conn.fileno())
+        w.conn.close()
+        if not w.ready:
+            if self.broken is None and not self.terminating and not self.closing:
+                self._startup_failures += 1
+                if self._startup_failures >= STARTUP_FAILURES:
+                    self._fail_pool(Broken(
+                        f"workers exit during start-up (last exit code {exitcode}); "
+                        "is the main module importable (spawn/forkserver)?"))
+            return
+        seq, stage = w.mv[SLOT_SEQ], w.mv[SLOT_STAGE]
+        pos, count = unpack_span(w.mv[SLOT_SPAN])
+        pinned = stage in (Stage.LOAD_FN, Stage.LOAD_ITEMS, Stage.RUN, Stage.PACK)
+        for chunk in w.inflight:
+            job = chunk.job
+            job.inflight -= 1
+            if job.closed:
+                continue
+            if pinned and chunk.seq == seq and stage == Stage.LOAD_FN:
+                self._fn_death(chunk, pid, exitcode)
+            elif pinned and chunk.seq == seq:
+                suspects = [p for p in range(pos, pos + count) if chunk.done <= p < len(chunk.items)]
+                if len(suspects) == 1:
+                    self._blame(w, chunk, suspects[0], pid, exitcode)
+                elif suspects:
+                    self._isolate(chunk, suspects)
+                self._requeue(chunk, set(suspects))
+            else:
+                chunk.innocent += 1
+                left = list(range(chunk.done, len(chunk.items)))
+                if chunk.innocent < INNOCENT_DEATHS:
+                    self._requeue(chunk)
+                elif len(left) > 1:
+                    self._isolate(chunk, left)
+                elif left:
+                    self._blame(w, chunk, left[0], pid, exitcode)
+        w.inflight.clear()
+
+    def _fn_death(self, chunk: Chunk, pid: int | None, exitcode: int | None) -> None:
+        """The worker died loading the function: that future fails, or (again) the whole run."""
+        job = chunk.job
+        job.fn_deaths += 1
+        if chunk.future is None and job.fn_deaths < FN_DEATHS:
+            self._requeue(chunk)
+            return
+        error = WorkerDied(None, pid, exitcode)
+        if chunk.future is None:
+            job.fatal = error
+        self._fail_chunk(chunk, error)
+
+    def _blame(self, w: Worker, chunk: Chunk, pos: int, pid: int | None, exitcode: int | None) -> None:
+        """Fail the item at ``pos``: its worker died (or was killed for overrunning its timeout)."""
+        index = None if chunk.future is not None else chunk.indices[pos]
+        error: BaseException
+        if w.kill_reason and w.kill_reason[0] == "timeout" and w.kill_reason[1] == pos:
+            error = TaskTimeout(index, w.kill_reason[2], pid)
+        else:
+            error = WorkerDied(index, pid, exitcode)
+        self._deliver(chunk, [(chunk.indices[pos], [Failure(chunk.indices[pos], chunk.items[pos],
+                                                            error)], 1)])
+
+    def _watch(self) -> None:
+        """Enforce timeouts and cancellations on what the workers are running now."""
+        now = time.monotonic()
+        for w in self._pool:
+            if not w.inflight or w.kill_reason:
+                continue
+            job = w.inflight[0].job
+            if job.closed:
+                if not w.cancel_seen:
+                    w.cancel_seen = now
+                    w.mv[SLOT_CANCEL] = job.id
+                if now - w.cancel_seen > CANCEL_GRACE:
+                    w.kill_reason = ("cancel", -1, now - w.cancel_seen)
+                    with contextlib.suppress(OSError):
+                        w.proc.kill()
+                continue
+            w.cancel_seen = 0.0
+            if job.timeout is None:
+                continue
+            started, span = w.mvd[SLOT_START], w.mv[SLOT_SPAN]
+            if not started or w.mv[SLOT_JOB] != job.id or started != w.mvd[SLOT_START]:
+                continue
+            if now - started > job.timeout:
+                w.kill_reason = ("timeout", unpack_span(span)[0], job.timeout)
+                with contextlib.suppress(OSError):
+                    w.proc.kill()
+
+    def _cancel_pending(self) -> None:
+        """shutdown(cancel_futures=True): drop every queued submit and eager run."""
+        self.cancel_futures = False
+        while self.submits.pending:
+            chunk = self.submits.pending.popleft()
+            if chunk.future is not None and not chunk.future.cancel():
+                settle(chunk.future, error=Cancelled("the pool was shut down before it ran"))
+        with self._lock:
+            eager = [job for job in self._jobs.values() if job.source is not None]
+        for job in eager:
+            job.fail(Cancelled("the pool was shut down with cancel_futures=True"))
+
+    def _reap_jobs(self) -> None:
+        with self._lock:
+            for job_id, job in list(self._jobs.items()):
+                if job.closed:
+                    job.pending.clear()
+                    if job.inflight == 0:
+                        del self._jobs[job_id]
+                        with contextlib.suppress(ValueError):
+                            self._rr.remove(job_id)
+
+    def _fail_pool(self, error: BaseException) -> None:
+        if self.broken is None:
+            self.broken = error
+        self._fail_everything(error)
+
+    def _fail_everything(self, error: BaseException) -> None:
+        for w in self._pool:
+            for chunk in w.inflight:
+                if chunk.future is not None:
+                    settle(chunk.future, error=fresh(error))
+        with self._lock:
+            jobs = list(self._jobs.values())
+        while self.submits.pending:
+            chunk = self.submits.pending.popleft()
+            assert chunk.future is not None
+            settle(chunk.future, error=fresh(error))
+        for job in jobs:
+            if not job.shared:
+                job.fail(error)
+
+    def _shutdown_workers(self) -> None:
+        with self._lock:
+            self._dead = True  # from here on, add_job/add_submit fail at once
+        error = self.broken or Cancelled("the pool was terminated before this work finished")
+        self._fail_everything(error)
+        graceful = not self.terminating and self.broken is None
+        for w in self._pool:
+            if graceful and w.ready:
+                with contextlib.suppress(OSError):
+                    w.conn.send_bytes(dumps((Msg.SHUTDOWN,)))
+            else:
+                with contextlib.suppress(OSError):
+                    w.proc.kill()
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        for w in self._pool:
+            w.proc.join(max(0.0, deadline - time.monotonic()))
+            if w.proc.exitcode is None:
+                with contextlib.suppress(OSError):
+                    w.proc.kill()
+                w.proc.join(1.0)
+            _parent_fds.discard(w.conn.fileno())
+            w.conn.close()
+        self._pool.clear()
+
+    def cleanup(self) -> None:
+        """Release the wake pipe and the log forwarder once the thread has stopped."""
+        if self.log_forwarder is not None:
+            self.log_forwarder.stop()
+            self.log_forwarder = None
+        if self.thread.is_alive():
+            return  # a wedged manager (bounded join timed out) may still use the wake pipe
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    _parent_fds.discard(fd)
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            self._wake_r = self._wake_w = -1
