@@ -17,6 +17,7 @@ so WebP uses libwebp method 2 (``WEBP_METHOD``): ~2x faster than the default 4 f
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from typing import Any
@@ -163,8 +164,10 @@ def process_image(
         BadImage: the input is refused; the message says what and why.
     """
     opened = open_image(data, limits or ImageLimits())
+    # The content digest tells identical files apart (a pHash cannot); ~1.6 ms for 2.6 MB.
+    digest = hashlib.sha256(data).hexdigest() if options.features else None
     try:
-        return _process(opened, options)
+        return _process(opened, options, digest)
     finally:
         opened.image.close()
 
@@ -181,7 +184,7 @@ def _crop_needs(
     return sizes, edges
 
 
-def _process(opened: Opened, options: ProcessOptions) -> ProcessedImage:
+def _process(opened: Opened, options: ProcessOptions, digest: str | None) -> ProcessedImage:
     src_mode = opened.image.mode
     icc = opened.image.info.get("icc_profile") if src_mode in ("RGB", "RGBA") else None
     exif = None
@@ -245,6 +248,7 @@ def _process(opened: Opened, options: ProcessOptions) -> ProcessedImage:
             "blurhash": _blurhash.encode(small),
             "focal": focal,
             "exif": _features.exif_summary(exif),
+            "sha256": digest,
         }
     return ProcessedImage(
         width=width,
