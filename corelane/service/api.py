@@ -219,11 +219,15 @@ def delete_job(job_id: str) -> Any:
 
 @bp.get("/health")
 def health() -> Any:
+    """Each dependency ok or degraded with its reason; 503 when any is degraded (health.py)."""
+    from corelane.service.health import report
+
     service = _service()
+    body, status = report(service)
     # Open to all, so a job id (a capability to read its images) only goes to token holders.
-    running = service.running_job() if token_ok(service.config, request) else None
-    return jsonify({"status": "ok", "queued_jobs": service.store.queued_count(),
-                    "running_job": running, "workers": service.workers})
+    if not token_ok(service.config, request):
+        body["running_job"] = None
+    return jsonify(body), status
 
 
 @bp.get("/openapi.json")

@@ -11,10 +11,13 @@ import socket
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, jsonify, render_template, request
 
 from corelane.engine._cpus import cpu_count
+from corelane.errors import ServiceError
 from corelane.service.api import bp as api_bp  # /api/workers shares the API's token guard
+from corelane.service.health import upload_refusal
+from corelane.service.runners.brokers import describe
 
 bp = Blueprint("workers", __name__)  # the HTML page
 
@@ -32,13 +35,30 @@ def _local(service: Any) -> list[dict[str, Any]]:
     }]
 
 
+@api_bp.before_request
+def _refuse_uploads_while_degraded() -> None:
+    """With a broker, a job accepted while the broker or the store is down would never move:
+    refuse it with 503 and the reason instead (see corelane/service/health.py)."""
+    if request.endpoint != "api.create_job":
+        return
+    service = current_app.extensions["corelane"]
+    if service.config.broker_url:
+        reason = upload_refusal(service)
+        if reason:
+            raise ServiceError(reason, status=503)
+
+
 @api_bp.get("/workers")
 def list_workers() -> Any:
     service = current_app.extensions["corelane"]
     if service.config.broker_url:
         from corelane.service.runners.celery import list_workers as registry
 
-        workers = registry(service.config)
+        try:
+            workers = registry(service.config)
+        except Exception as exc:
+            raise ServiceError("the worker registry in Redis cannot be read: "
+                               f"{describe(exc)}", status=503) from None
     else:
         workers = _local(service)
     return jsonify({"mode": "celery" if service.config.broker_url else "local",

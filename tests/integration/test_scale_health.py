@@ -1,0 +1,98 @@
+"""Honest health in broker mode: each dependency reported, 503 with the reason, no password shown.
+
+Real redis-servers with ``requirepass`` started by the tests; `corelane serve --broker` and
+`corelane worker` as separate processes.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scale_fixtures import (
+    WorkerProcess,
+    photos,
+    serve,
+    stopped_after_test,
+    wait_for,
+    wait_job,
+)
+from servers import start_redis
+
+PASSWORD = "s3cret-Pa55word"
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[Any]]:
+    yield from stopped_after_test()
+
+
+def _status(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=15) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_wrong_redis_password_is_degraded_refuses_uploads_and_prints_no_password(
+        tmp_path: Path, cleanup: list[Any]) -> None:
+    redis_server = start_redis(password=PASSWORD)
+    cleanup.append(redis_server)
+    wrong = f"redis://:{PASSWORD[::-1]}@127.0.0.1:{redis_server.port}/0"
+    server = serve(tmp_path / "data", wrong, cleanup)
+    health = wait_for(lambda: (h := server.get("/api/health"))["checks"]["bus"]["status"]
+                      == "degraded" and h, 20, "the bus to report its failure")
+    assert health["status"] == "degraded"
+    assert health["checks"]["store"] == {"status": "ok"}
+    broker = health["checks"]["broker"]
+    assert broker["status"] == "degraded"
+    assert "AuthenticationError" in broker["reason"] or "password" in broker["reason"].lower()
+    status, body = _status(server.url + "/api/health")
+    assert status == 503
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        server.post_files(photos(1))
+    assert refused.value.code == 503
+    message = refused.value.read().decode()
+    assert "uploads are refused" in message and "broker" in message
+    status, workers = _status(server.url + "/api/workers")
+    assert status == 503 and "worker registry" in workers
+    assert server.get("/api/jobs")["jobs"] == []  # nothing was accepted
+    server.stop()
+    log = server.log.read_text()
+    for text in (body, message, workers, log):
+        assert PASSWORD[::-1] not in text and PASSWORD not in text
+
+
+def test_right_password_is_ok_and_runs_a_job(tmp_path: Path, cleanup: list[Any]) -> None:
+    redis_server = start_redis(password=PASSWORD)
+    cleanup.append(redis_server)
+    data = tmp_path / "data"
+    server = serve(data, redis_server.url, cleanup)
+    health = wait_for(lambda: (h := server.get("/api/health"))["status"] == "ok" and h, 20,
+                      "health ok")
+    assert set(health["checks"]) == {"store", "broker", "bus"}
+    assert _status(server.url + "/api/health")[0] == 200
+    cleanup.append(WorkerProcess(redis_server.url, data, "authed"))
+    job = server.post_files(photos(2))
+    assert wait_job(server, job["id"])["done"] == 2
+    assert [w["name"] for w in server.get("/api/workers")["workers"]] == ["authed"]
+
+
+def test_broker_stopped_then_back_health_follows(tmp_path: Path, cleanup: list[Any]) -> None:
+    redis_server = start_redis()
+    cleanup.append(redis_server)
+    server = serve(tmp_path / "data", redis_server, cleanup)
+    wait_for(lambda: server.get("/api/health")["status"] == "ok", 20, "health ok")
+    port = redis_server.port
+    redis_server.stop()
+    down = wait_for(lambda: (h := server.get("/api/health"))["status"] == "degraded" and h, 20,
+                    "health degraded")
+    assert down["checks"]["broker"]["status"] == "degraded"
+    assert "broker does not answer" in down["checks"]["broker"]["reason"]
+    cleanup.append(start_redis(port))
+    wait_for(lambda: server.get("/api/health")["status"] == "ok", 30, "health ok again")
