@@ -217,7 +217,7 @@ def _process(opened: Opened, options: ProcessOptions, digest: str | None) -> Pro
     for edge in sorted(set(edges) | ({feature_edge} if want_small else set()), reverse=True):
         size = fit(opened.width, opened.height, edge)
         if current.size != size:
-            # The feature copy is always area-averaged, so hashes do not depend on `resize`.
+            # The feature copy is always area-averaged (from the previous level).
             current = current.resize(size, resample if edge in edges else RESAMPLE)
             levels.append(current)
         upright = current.transpose(transpose) if transpose is not None else current
