@@ -39,6 +39,7 @@ from concurrent.futures import Future
 from multiprocessing.connection import wait
 from typing import Any
 
+from corelane.engine import _startmethod
 from corelane.engine._protocol import (
     SLOT_CANCEL,
     SLOT_JOB,
@@ -413,7 +414,8 @@ class Manager:
             name=f"corelane-worker-{len(self._pool)}",
             daemon=False,
         )
-        proc.start()
+        with _startmethod.main_hidden_if_interactive():
+            proc.start()
         child_end.close()
         _parent_fds.add(parent_end.fileno())
         self._pool.append(Worker(proc, parent_end, slot))

@@ -7,10 +7,13 @@ threads but corelane's own, and ``forkserver`` otherwise (the choice Python 3.14
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
+import os
 import sys
 import threading
+from collections.abc import Iterator
 from multiprocessing.context import BaseContext
 
 from corelane.engine._cpus import cpu_count
@@ -56,3 +59,23 @@ def get_context(method: str) -> BaseContext:
         ctx.set_forkserver_preload(["corelane.engine.worker"])
         importlib.import_module("multiprocessing.forkserver").ensure_running()
     return ctx
+
+
+@contextlib.contextmanager
+def main_hidden_if_interactive() -> Iterator[None]:
+    """While a worker starts, hide an ``__main__.__file__`` that is no file (``<stdin>``).
+
+    spawn and forkserver re-run the parent's main file in each child; a script typed on stdin
+    has none, and the child would die trying. Its functions travel by value instead (see
+    ``_serialize``), so the child needs no ``__main__`` of ours.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not isinstance(path, str) or os.path.isfile(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
