@@ -212,3 +212,25 @@ def test_inline_mode_gives_the_same_results_and_errors() -> None:
             corelane.map(fail_on_five, range(7), workers=0)
         assert info.value.index == 5 and "fail_on_five" in info.value.remote_traceback
     assert corelane.map(square, range(4), workers=0) == [0, 1, 4, 9]
+
+
+def test_pending_work_finishes_at_interpreter_exit(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import corelane
+        from tests.engine_tasks import touch_then_sleep
+        pool = corelane.Pool(1)
+        for i in range(3):
+            pool.submit(touch_then_sleep, ({str(tmp_path)!r}, i, 0.1))
+        # no shutdown: as with ProcessPoolExecutor, the submitted work still runs
+        """
+    )
+    root = __file__.rsplit("/tests/", 1)[0]
+    proc = subprocess.run([sys.executable, "-c", script], cwd=root, timeout=60,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1", "2"]
