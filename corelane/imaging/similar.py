@@ -1,16 +1,14 @@
 """Exact and near duplicates from 64-bit perceptual hashes: an index and a grouping.
 
-    HashIndex: 64-bit hash ─ split into 4 bands of 16 bits ─ band b, value v -> ids (dict)
-    query(h, radius r): for each band, every 16-bit value within r // 4 bits of h's band
-                        (pigeonhole: a hash within r bits differs in some band by <= r // 4)
-                        ─ candidate ids ─ exact Hamming distance ─ those <= r, nearest first
+    HashIndex: ids (list) + hashes (uint64 NumPy array, grown by doubling)
+    query(h, radius r): XOR every stored hash with h ─ popcount ─ those <= r, nearest first
 
-This is multi-index hashing (Norouzi, Punjani & Fleet, CVPR 2012). With r <= 11 each band is
-probed at <= 137 values (16 + C(16, 2) + 1), so a lookup touches a few hundred small buckets
-instead of every stored hash; benchmarks/bench_imaging.py measures it at 100,000 hashes against
-a NumPy linear scan. Random hashes spread evenly over the buckets; real photo hashes cluster
-somewhat, which makes buckets larger but never makes a result wrong: every candidate is checked
-against the full 64 bits.
+A vectorized linear scan. It was measured against multi-index hashing (4 bands of 16 bits with
+exact-match buckets, probing every band value within r // 4 bits: the pigeonhole principle) at
+100,000 stored hashes, radius 10: the scan answers in 0.12 ms (p50) / 0.24 ms (p99), the
+pure-Python multi-index in 0.79 / 1.07 ms while holding ~95 MB of buckets against 0.8 MB here.
+The scan is O(n) but at ~1 ns per hash it stays under the 50 ms target past 10 million hashes;
+benchmarks/bench_imaging.py measures it.
 
 Distances between pHashes of the same picture (re-encoded, resized, lightly edited) are a few
 bits; different pictures differ by ~20-40 (see docs/imaging.md). ``NEAR_RADIUS`` is the
@@ -23,12 +21,23 @@ import itertools
 from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 BITS = 64
-BANDS = 4
-BAND_BITS = BITS // BANDS
-_BAND_MASK = (1 << BAND_BITS) - 1
 NEAR_RADIUS = 10  # bits: at or below, two pHashes are taken for the same picture
-MAX_RADIUS = 20  # larger radii probe > 2,500 values per band; a linear scan is better there
+MAX_RADIUS = 32  # beyond half the bits, "similar" means nothing
+_MIN_CAPACITY = 1024
+
+if hasattr(np, "bitwise_count"):  # NumPy >= 2.0: one instruction per hash
+
+    def _popcount(x: np.ndarray) -> np.ndarray:
+        return np.bitwise_count(x)
+
+else:  # pragma: no cover - NumPy 1.26
+    _BYTE_BITS = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+    def _popcount(x: np.ndarray) -> np.ndarray:
+        return _BYTE_BITS[x.view(np.uint8).reshape(-1, 8)].sum(axis=1, dtype=np.uint8)
 
 
 def parse_hash(value: str | int) -> int:
@@ -57,69 +66,82 @@ def _check_radius(radius: int) -> int:
     return radius
 
 
-def _bands(value: int) -> list[int]:
-    return [(value >> (BAND_BITS * b)) & _BAND_MASK for b in range(BANDS)]
-
-
-_FLIPS: dict[int, list[int]] = {}  # sub-radius -> every 16-bit mask with at most that many bits
-
-
-def _masks(sub: int) -> list[int]:
-    if sub not in _FLIPS:
-        masks = [0]
-        for k in range(1, sub + 1):
-            for bits in itertools.combinations(range(BAND_BITS), k):
-                masks.append(sum(1 << b for b in bits))
-        _FLIPS[sub] = masks
-    return _FLIPS[sub]
-
-
 class HashIndex:
     """Stored 64-bit hashes under ids, searchable by Hamming distance.
 
-    ``add`` is O(1); ``query`` probes ``4 * sum(C(16, k) for k <= radius // 4)`` buckets and
-    checks each candidate's full distance. An id may be added once; adding it again replaces
+    ``add`` and ``remove`` are O(1) amortized (a removed slot is filled by the last one);
+    ``query`` scans every stored hash with NumPy (~1 ns each). Adding an id again replaces
     its hash.
     """
 
     def __init__(self, items: Iterable[tuple[Hashable, str | int]] = ()) -> None:
-        self._hashes: dict[Hashable, int] = {}
-        self._order: dict[Hashable, int] = {}  # insertion number, for a stable result order
-        self._added = 0
-        self._buckets: list[dict[int, set[Hashable]]] = [{} for _ in range(BANDS)]
-        for key, value in items:
-            self.add(key, value)
+        self._keys: list[Hashable] = []
+        self._slot: dict[Hashable, int] = {}
+        self._hashes = np.zeros(_MIN_CAPACITY, np.uint64)
+        self.update(items)
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        return len(self._keys)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._hashes
+        return key in self._slot
+
+    def update(self, items: Iterable[tuple[Hashable, str | int]]) -> None:
+        """Add many (id, hash) pairs: one array copy instead of one store per hash."""
+        fresh_keys: list[Hashable] = []
+        fresh: list[int] = []
+        pending: dict[Hashable, int] = {}
+        for key, value in items:
+            h = parse_hash(value)
+            if key in self._slot:
+                self._hashes[self._slot[key]] = np.uint64(h)
+            elif key in pending:
+                fresh[pending[key]] = h
+            else:
+                pending[key] = len(fresh)
+                fresh_keys.append(key)
+                fresh.append(h)
+        if not fresh:
+            return
+        start = len(self._keys)
+        need = start + len(fresh)
+        if need > len(self._hashes):
+            grown = np.zeros(max(need, 2 * len(self._hashes)), np.uint64)
+            grown[:start] = self._hashes[:start]
+            self._hashes = grown
+        self._hashes[start:need] = np.array(fresh, np.uint64)
+        for i, key in enumerate(fresh_keys):
+            self._slot[key] = start + i
+        self._keys.extend(fresh_keys)
 
     def add(self, key: Hashable, value: str | int) -> None:
         """Store ``value`` (16 hex digits or an int) under ``key``."""
-        h = parse_hash(value)
-        if key in self._hashes:
-            self.remove(key)
-        self._hashes[key] = h
-        self._order[key] = self._added
-        self._added += 1
-        for band, v in enumerate(_bands(h)):
-            self._buckets[band].setdefault(v, set()).add(key)
+        h = np.uint64(parse_hash(value))
+        slot = self._slot.get(key)
+        if slot is None:
+            slot = len(self._keys)
+            if slot == len(self._hashes):
+                grown = np.zeros(2 * len(self._hashes), np.uint64)
+                grown[:slot] = self._hashes
+                self._hashes = grown
+            self._keys.append(key)
+            self._slot[key] = slot
+        self._hashes[slot] = h
 
     def remove(self, key: Hashable) -> None:
         """Forget ``key``; KeyError if it was never added."""
-        h = self._hashes.pop(key)
-        del self._order[key]
-        for band, v in enumerate(_bands(h)):
-            bucket = self._buckets[band][v]
-            bucket.discard(key)
-            if not bucket:
-                del self._buckets[band][v]
+        slot = self._slot.pop(key)
+        last = len(self._keys) - 1
+        if slot != last:
+            moved = self._keys[last]
+            self._keys[slot] = moved
+            self._hashes[slot] = self._hashes[last]
+            self._slot[moved] = slot
+        self._keys.pop()
 
     def hash_of(self, key: Hashable) -> int:
         """The stored hash of ``key`` (KeyError if absent)."""
-        return self._hashes[key]
+        return int(self._hashes[self._slot[key]])
 
     def query(
         self, value: str | int, radius: int = NEAR_RADIUS, *, exclude: Hashable | None = None
@@ -128,34 +150,27 @@ class HashIndex:
 
         Args:
             value: the hash to look up (16 hex digits or an int).
-            radius: the largest Hamming distance returned, 0..20 bits.
+            radius: the largest Hamming distance returned, 0..32 bits.
             exclude: an id to leave out (the query's own, when looking up a stored item).
 
         Returns:
-            ``[(id, distance), ...]`` sorted by distance, then by insertion order.
+            ``[(id, distance), ...]`` sorted by distance, then by storage slot.
 
         Raises:
             ValueError: a malformed hash or radius.
         """
-        h = parse_hash(value)
+        h = np.uint64(parse_hash(value))
         radius = _check_radius(radius)
-        masks = _masks(radius // BANDS)
-        seen: set[Hashable] = set()
-        for band, v in enumerate(_bands(h)):
-            buckets = self._buckets[band]
-            for mask in masks:
-                bucket = buckets.get(v ^ mask)
-                if bucket:
-                    seen.update(bucket)
-        seen.discard(exclude)
-        hashes = self._hashes
-        found = [(key, d) for key in seen if (d := (hashes[key] ^ h).bit_count()) <= radius]
-        found.sort(key=lambda kd: (kd[1], self._order[kd[0]]))
-        return found
+        n = len(self._keys)
+        distances = _popcount(self._hashes[:n] ^ h)
+        hits = np.flatnonzero(distances <= radius)
+        hits = hits[np.argsort(distances[hits], kind="stable")]
+        keys = self._keys
+        return [(keys[i], int(distances[i])) for i in hits if keys[i] != exclude]
 
     def items(self) -> Iterator[tuple[Hashable, int]]:
-        """(id, hash) pairs in insertion order."""
-        return iter(self._hashes.items())
+        """(id, hash) pairs."""
+        return ((key, int(self._hashes[i])) for i, key in enumerate(self._keys))
 
 
 def group_duplicates(

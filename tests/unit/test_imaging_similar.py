@@ -99,7 +99,7 @@ def test_index_matches_a_linear_scan() -> None:
             stored.append(q ^ sum(1 << b for b in bits))
     index = HashIndex(enumerate(stored))
     assert len(index) == len(stored)
-    for radius in (0, 3, 4, 10, 16, 20):
+    for radius in (0, 3, 4, 10, 16, 32):
         for q in queries + stored[:5]:
             want = sorted((i, (h ^ q).bit_count()) for i, h in enumerate(stored)
                           if (h ^ q).bit_count() <= radius)
@@ -109,6 +109,13 @@ def test_index_matches_a_linear_scan() -> None:
 
 
 def test_add_replace_remove() -> None:
+    index = HashIndex([("x", 1), ("y", 2), ("x", 3)])  # a repeated id keeps its last hash
+    assert len(index) == 2 and index.hash_of("x") == 3
+    index.remove("x")  # the last slot moves into the hole
+    assert dict(index.items()) == {"y": 2} and index.query(2, 0) == [("y", 0)]
+    big = HashIndex((i, i) for i in range(3000))  # grows past the initial capacity
+    big.update([(3000, 5), (7, 0)])
+    assert len(big) == 3001 and big.hash_of(7) == 0 and big.hash_of(3000) == 5
     index = HashIndex()
     index.add("a", "ffffffffffffffff")
     index.add("b", "fffffffffffffff0")
@@ -132,7 +139,7 @@ def test_bad_hashes_are_refused(value: object, needle: str) -> None:
         HashIndex().add("x", value)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("radius", [-1, 21, 2.5, True])
+@pytest.mark.parametrize("radius", [-1, 33, 2.5, True])
 def test_bad_radius_is_refused(radius: object) -> None:
     with pytest.raises(ValueError, match="radius must be"):
         HashIndex().query(0, radius)  # type: ignore[arg-type]
