@@ -1,13 +1,14 @@
-/* corelane image service page: upload, live job list, job gallery. No framework, no CDN.
+/* corelane image service page: live job list, job view and gallery. No framework, no CDN.
  * State arrives over Socket.IO (WebSocket transport only): a snapshot on (re)connect, then events.
- * Counts only grow while a job runs, so a late snapshot never moves a bar backwards. */
+ * Counts only grow while a job runs, so a late snapshot never moves a bar backwards.
+ * The upload form lives in upload.js and hands each new job to window.corelanePage.jobCreated. */
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
   const jobs = new Map();          // job id -> job summary
   const items = new Map();         // item id -> item (current job only)
+  const workers = Math.max(1, Number(document.body.dataset.workers) || 1);
   let currentJob = null;
-  let picked = [];
 
   function el(tag, attrs, ...kids) {
     const node = document.createElement(tag);
@@ -20,10 +21,91 @@
     for (const kid of kids) if (kid !== null && kid !== undefined) node.append(kid);
     return node;
   }
+  const NS = "http://www.w3.org/2000/svg";
+  const ICONS = {
+    trash: "M4 7h16M10 11v6M14 11v6M6 7l1 12a2 2 0 0 0 2 2h6a2 2 0 0 0 2-2l1-12M9 7V4h6v3",
+    alert: "M12 3 2 20h20L12 3zM12 10v4M12 17.5v.5",
+    spinner: "M12 3a9 9 0 1 0 9 9",
+    clock: "M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM12 7v5l3 2",
+    stop: "M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zM8 8l8 8",
+  };
+  function icon(name) {
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("aria-hidden", "true");
+    const p = document.createElementNS(NS, "path");
+    p.setAttribute("d", ICONS[name]); p.setAttribute("fill", "none"); p.setAttribute("stroke", "currentColor");
+    p.setAttribute("stroke-width", "1.8"); p.setAttribute("stroke-linecap", "round"); p.setAttribute("stroke-linejoin", "round");
+    svg.append(p);
+    return svg;
+  }
   const short = (id) => id.slice(0, 8);
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
   const fmtSecs = (s) => s == null ? "–" : s < 60 ? `${s.toFixed(s < 10 ? 1 : 0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
   const fmtBytes = (n) => n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} kB` : `${(n / 1048576).toFixed(1)} MB`;
   const isFinished = (s) => s === "done" || s === "failed" || s === "cancelled";
+  function fmtWhen(ts) {
+    if (!ts) return "";
+    const d = new Date(ts * 1000), now = new Date();
+    const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    if (d.toDateString() === now.toDateString()) return `today ${time}`;
+    const opts = { day: "numeric", month: "short" };
+    if (d.getFullYear() !== now.getFullYear()) opts.year = "numeric";
+    return `${d.toLocaleDateString([], opts)}, ${time}`;
+  }
+
+  // ------------------------------------------------------------------ what a job's numbers mean
+  function counts(j) {
+    const total = j.total || 0, done = j.done || 0, failed = j.failed || 0, cancelled = j.cancelled || 0;
+    const waiting = Math.max(0, total - done - failed - cancelled);
+    const processing = j.state === "running" ? Math.min(workers, waiting) : 0;
+    return { total, done, failed, cancelled, processing, queued: waiting - processing };
+  }
+  // The badge says how a job turned out: some images done and some failed is "partly done",
+  // not "failed" (the job's stored state stays "failed" for the API).
+  function outcome(j) {
+    const c = counts(j);
+    if (j.state === "failed" && c.done > 0) return { cls: "partial", text: "partly done" };
+    if (j.state === "running") return { cls: "running", text: "processing" };
+    return { cls: j.state, text: j.state };
+  }
+  function badge(j) {
+    const o = outcome(j);
+    return el("span", { class: `badge ${o.cls}`, "data-outcome": o.cls, text: o.text });
+  }
+  function makeBar() {
+    return el("div", { class: "bar" });
+  }
+  function setBar(bar, j) {
+    const c = counts(j);
+    const pct = (n) => c.total ? `${(n * 100 / c.total).toFixed(2)}%` : "0%";
+    // Widths through the CSSOM: the page's CSP forbids style attributes.
+    const seg = (cls, n) => { const d = el("div", { class: `seg ${cls}` }); d.style.width = pct(n); return d; };
+    bar.replaceChildren(seg("done", c.done), seg("failed", c.failed), seg("cancelled", c.cancelled),
+      el("span", { class: "label", text: `${c.done} / ${c.total} done` }));
+    const settled = c.done + c.failed + c.cancelled;
+    bar.dataset.percent = String(c.total ? Math.round(settled * 100 / c.total) : 100);
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", String(c.total));
+    bar.setAttribute("aria-valuenow", String(c.done));
+    bar.setAttribute("aria-valuetext", `${c.done} of ${c.total} done, ${c.failed} failed`);
+  }
+  function countChips(box, j, withTiming) {
+    const c = counts(j);
+    const chip = (cls, text) => box.append(el("span", { class: cls, text }));
+    chip("done", `${c.done} done`);
+    if (c.failed) chip("failed", `${c.failed} failed`);
+    if (c.cancelled) chip("cancelled", `${c.cancelled} cancelled`);
+    if (c.processing) chip("processing", `${c.processing} processing`);
+    if (c.queued) chip("queued", `${c.queued} queued`);
+    if (!withTiming) return;
+    if (j.state === "running") {
+      if (j.rate) chip("plain", `${j.rate.toFixed(1)} img/s`);
+      if (j.eta != null) chip("plain", `ETA ${fmtSecs(j.eta)}`);
+    } else if (j.started_at && j.finished_at) {
+      chip("plain", `took ${fmtSecs(j.finished_at - j.started_at)}`);
+    }
+  }
 
   // ------------------------------------------------------------------ socket
   const socket = io({ transports: ["websocket"], reconnectionDelayMax: 3000 });
@@ -38,16 +120,22 @@
   socket.on("disconnect", () => { conn.dataset.state = "offline"; $("conn-text").textContent = "reconnecting…"; });
   socket.on("connect_error", () => { conn.dataset.state = "offline"; $("conn-text").textContent = "offline"; });
 
-  socket.on("jobs_state", (msg) => { for (const j of msg.jobs.slice().reverse()) mergeJob(j); renderJobs(); });
+  socket.on("jobs_state", (msg) => {
+    jobs.clear();
+    for (const j of msg.jobs.slice().reverse()) mergeJob(j, true);
+    renderJobs();
+    if (currentJob && !jobs.has(currentJob)) closeJob();
+  });
   for (const name of ["job_created", "job_finished", "job_failed", "job_cancelled", "job_queued"]) {
-    socket.on(name, (msg) => { mergeJob(msg.job, true); renderJobs(); if (msg.job_id === currentJob) renderJobHead(); });
+    socket.on(name, (msg) => { mergeJob(msg.job, true); renderJobs(); if (msg.job_id === currentJob) { renderJobHead(); refreshPending(); } });
   }
+  socket.on("job_deleted", (msg) => forget(msg.job_id));
   socket.on("job_progress", (msg) => {
     const j = jobs.get(msg.job_id);
     if (!j) return;
     mergeJob(Object.assign({}, j, msg, { id: msg.job_id }));
     renderJobs();
-    if (msg.job_id === currentJob) renderJobHead();
+    if (msg.job_id === currentJob) { renderJobHead(); refreshPending(); }
   });
   socket.on("job_state", (msg) => {
     if (msg.job_id !== currentJob) return;
@@ -61,6 +149,7 @@
       if (msg.job_id !== currentJob) return;
       items.set(msg.item.id, msg.item);
       renderTile(msg.item);
+      refreshPending();
     });
   }
 
@@ -72,54 +161,36 @@
     if (old && !authoritative && isFinished(old.state) && !isFinished(j.state)) j.state = old.state;
     jobs.set(j.id, Object.assign({}, old || {}, j));
   }
-
-  // ------------------------------------------------------------------ progress bars
-  function setBar(bar, j) {
-    const total = j.total || 0;
-    const ok = total ? (j.done || 0) / total : 0;
-    const bad = total ? ((j.failed || 0) + (j.cancelled || 0)) / total : 0;
-    const fills = bar.querySelectorAll(".fill");
-    fills[0].style.width = `${(ok * 100).toFixed(2)}%`;
-    fills[1].style.width = `${(bad * 100).toFixed(2)}%`;
-    const pct = total ? Math.round(((j.done || 0) + (j.failed || 0) + (j.cancelled || 0)) * 100 / total) : 100;
-    bar.dataset.percent = String(pct);
-    bar.setAttribute("role", "progressbar");
-    bar.setAttribute("aria-valuenow", String(pct));
-    bar.querySelector(".label").textContent = `${pct}%`;
-  }
-  function makeBar() {
-    return el("div", { class: "bar" }, el("div", { class: "fill ok" }), el("div", { class: "fill bad" }), el("span", { class: "label" }));
-  }
-  function numbers(j) {
-    const parts = [`${j.done || 0}/${j.total} done`];
-    if (j.failed) parts.push(`${j.failed} failed`);
-    if (j.cancelled) parts.push(`${j.cancelled} cancelled`);
-    if (j.state === "running") {
-      if (j.rate) parts.push(`${j.rate.toFixed(1)} img/s`);
-      if (j.eta != null) parts.push(`ETA ${fmtSecs(j.eta)}`);
-    } else if (j.started_at && j.finished_at) {
-      parts.push(`took ${fmtSecs(j.finished_at - j.started_at)}`);
-    }
-    return parts.join(" · ");
+  function forget(id) {
+    jobs.delete(id);
+    if (id === currentJob) closeJob();
+    renderJobs();
   }
 
   // ------------------------------------------------------------------ job list
   function renderJobs() {
     const list = $("job-list");
     const sorted = [...jobs.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0));
-    if (!sorted.length) return;
+    if (!sorted.length) {
+      list.replaceChildren(el("li", { class: "empty", text: "No jobs yet: drop some images." }));
+      return;
+    }
     list.replaceChildren(...sorted.map((j) => {
       const bar = makeBar(); setBar(bar, j);
-      const view = el("button", { class: "small ghost", text: "View" });
+      const view = el("button", { class: "small ghost", text: "View", "aria-label": `View job ${short(j.id)}` });
       view.onclick = () => selectJob(j.id);
       const zip = el("a", { class: "button small ghost", href: `/api/jobs/${j.id}/zip`, text: "ZIP" });
       if (!j.done) zip.hidden = true;
-      const li = el("li", { class: "job" + (j.id === currentJob ? " selected" : ""), "data-job": j.id, "data-state": j.state },
-        el("div", { class: "title" }, el("code", { text: short(j.id) }), el("span", { class: `badge ${j.state}`, text: j.state }),
-          el("span", { class: "muted", text: new Date((j.created_at || 0) * 1000).toLocaleTimeString() })),
-        el("div", { class: "btns" }, view, zip),
-        bar, el("div", { class: "nums", text: numbers(j) }));
-      return li;
+      const del = el("button", { class: "small ghost danger icon delete", "aria-label": `Delete job ${short(j.id)}`,
+        title: j.state === "running" ? "Cancel the job before deleting it" : "Delete the job and its files" }, icon("trash"));
+      del.disabled = j.state === "running";
+      del.onclick = () => deleteJob(j.id);
+      const box = el("div", { class: "counts" }); countChips(box, j, false);
+      const when = el("span", { class: "when", text: fmtWhen(j.created_at), title: new Date((j.created_at || 0) * 1000).toLocaleString() });
+      return el("li", { class: "job" + (j.id === currentJob ? " selected" : ""), "data-job": j.id, "data-state": j.state },
+        el("div", { class: "title" }, el("strong", { text: plural(j.total || 0, "image") }), badge(j), when),
+        el("div", { class: "btns" }, view, zip, del),
+        bar, box);
     }));
   }
 
@@ -135,22 +206,34 @@
     renderJobs(); renderJobHead();
     $("job-view").scrollIntoView({ behavior: "smooth", block: "start" });
   }
+  function closeJob() {
+    if (currentJob) socket.emit("leave", { job_id: currentJob });
+    currentJob = null;
+    items.clear();
+    $("job-view").hidden = true;
+    history.replaceState(null, "", location.pathname);
+    renderJobs();
+  }
   function renderJobHead() {
     const j = jobs.get(currentJob);
     if (!j) return;
     $("jv-id").textContent = short(j.id);
-    const st = $("jv-state"); st.textContent = j.state; st.className = `badge ${j.state}`;
+    $("jv-state").replaceWith(Object.assign(badge(j), { id: "jv-state" }));
     $("job-view").dataset.state = j.state;
+    $("job-view").dataset.outcome = outcome(j).cls;
     const o = j.options || {};
-    $("jv-meta").textContent = `${j.total} image(s) · sizes ${(o.sizes || []).join(", ")} px · ${(o.format || "").toUpperCase()} q${o.quality} · features ${o.features ? "on" : "off"}`;
+    const fmt = (o.format || "").toUpperCase();
+    const parts = [plural(j.total || 0, "image"), o.format === "png" ? "PNG (lossless)" : `${fmt} q${o.quality}`,
+      `${(o.sizes || []).join(", ")} px`, `features ${o.features ? "on" : "off"}`, `created ${fmtWhen(j.created_at)}`];
+    if (j.finished_at) parts.push(`ended ${fmtWhen(j.finished_at)}`);
+    $("jv-meta").textContent = parts.join(" · ");
     setBar($("jv-bar"), j);
-    const s = $("jv-stats"); s.replaceChildren();
-    const stat = (label, value) => s.append(el("span", null, `${label} `, el("b", { text: value })));
-    stat("done", `${j.done || 0}/${j.total}`); stat("failed", String(j.failed || 0));
-    if (j.cancelled) stat("cancelled", String(j.cancelled));
-    if (j.state === "running") { stat("rate", j.rate ? `${j.rate.toFixed(1)} img/s` : "–"); stat("ETA", fmtSecs(j.eta)); }
+    const s = $("jv-stats"); s.replaceChildren(); s.className = "stats counts";
+    countChips(s, j, true);
     $("jv-cancel").disabled = isFinished(j.state);
     $("jv-retry").disabled = !isFinished(j.state) || !((j.failed || 0) + (j.cancelled || 0));
+    $("jv-delete").disabled = j.state === "running";
+    $("jv-delete").title = j.state === "running" ? "Cancel the job before deleting it" : "Delete the job and its files";
     const zip = $("jv-zip"); zip.href = `/api/jobs/${j.id}/zip`; zip.hidden = !(j.done > 0);
   }
   function renderGallery() {
@@ -167,9 +250,23 @@
       g.insertBefore(fresh, after || null);
     }
   }
+  // Which waiting images are on a worker right now: the runner hands them out in upload order,
+  // one per worker, so the first `workers` unsettled ones are processing and the rest queued.
+  function pendingLabels() {
+    const j = jobs.get(currentJob);
+    const waiting = [...items.values()].filter((i) => i.state === "queued").sort((a, b) => a.idx - b.idx);
+    const running = j && j.state === "running";
+    return new Map(waiting.map((i, n) => [i.id, running && n < workers ? "processing" : "queued"]));
+  }
+  function refreshPending() {
+    const labels = pendingLabels();
+    for (const node of document.querySelectorAll(".tile[data-state='queued']")) {
+      const shown = labels.get(node.dataset.item) || "queued";
+      if (node.dataset.shown !== shown) renderTile(items.get(node.dataset.item));
+    }
+  }
 
   function histogramSvg(h) {
-    const NS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(NS, "svg");
     svg.setAttribute("viewBox", "0 0 100 40"); svg.setAttribute("preserveAspectRatio", "none");
     svg.setAttribute("class", "hist"); svg.setAttribute("aria-label", "colour histogram");
@@ -190,16 +287,21 @@
   }
 
   function tile(item) {
-    const node = el("div", { class: `tile ${item.state}`, "data-item": item.id, "data-idx": String(item.idx), "data-state": item.state });
-    const thumb = el("div", { class: "thumb" });
+    const shown = item.state === "queued" ? (pendingLabels().get(item.id) || "queued") : item.state;
+    const node = el("div", { class: `tile ${item.state}`, "data-item": item.id, "data-idx": String(item.idx),
+      "data-state": item.state, "data-shown": shown });
+    const hasAlpha = /A$/.test(item.mode || "") && item.output_format !== "jpeg";
+    const thumb = el("div", { class: "thumb" + (hasAlpha ? " alpha" : "") });
     const sizes = Object.keys(item.outputs || {}).map(Number).sort((a, b) => a - b);
     if (item.state === "done" && sizes.length) {
-      const pick = sizes.find((s) => s >= 256) || sizes[sizes.length - 1];
+      // The smallest output that still fills a tile sharply; cover-fit, so no letterbox.
+      const pick = sizes.find((s) => Math.max(item.outputs[s].width || s, item.outputs[s].height || s) >= 400) || sizes[sizes.length - 1];
       thumb.append(el("img", { src: item.outputs[pick].url, alt: item.name, loading: "lazy" }));
     } else if (item.state === "failed") {
-      thumb.textContent = "⚠";
+      thumb.append(icon("alert"));
     } else {
-      thumb.append(el("span", { class: "placeholder", text: item.state === "cancelled" ? "cancelled" : "processing…" }));
+      const what = { processing: ["spinner", "processing…"], queued: ["clock", "queued"], cancelled: ["stop", "cancelled"] }[shown];
+      thumb.append(el("span", { class: "placeholder" }, icon(what[0]), el("span", { text: what[1] })));
     }
     const body = el("div", { class: "body" }, el("div", { class: "name", title: item.name, text: item.name }));
     if (item.error) body.append(el("div", { class: "err", text: item.error }));
@@ -232,10 +334,21 @@
       body.append(facts);
     }
     if (sizes.length) {
+      // Each chip names the size actually produced; a small source is not upscaled, so two
+      // requested sizes can give the same image, shown once.
       const links = el("div", { class: "row sizes" });
+      const seen = new Map();
       for (const s of sizes.slice().reverse()) {
         const o = item.outputs[s];
-        links.append(el("a", { href: o.url, target: "_blank", rel: "noopener", title: `${o.width}×${o.height} · ${fmtBytes(o.bytes)}`, text: `${s}px` }));
+        const real = o.width && o.height ? `${o.width}×${o.height}` : `${s} px`;
+        if (seen.has(real)) { seen.get(real).push(s); continue; }
+        seen.set(real, [s]);
+        links.append(el("a", { href: o.url, target: "_blank", rel: "noopener", "data-size": String(s), text: real,
+          title: `${fmtBytes(o.bytes || 0)} · asked for ${s} px long edge` }));
+      }
+      for (const a of links.children) {
+        const asked = seen.get(a.textContent);
+        if (asked.length > 1) a.title = `${a.title.split(" · ")[0]} · asked for ${asked.join(" and ")} px; the source is smaller`;
       }
       body.append(links);
     }
@@ -244,62 +357,32 @@
   }
 
   // ------------------------------------------------------------------ actions
+  async function call(method, url) {
+    const r = await fetch(url, { method, headers: { Accept: "application/json" } });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) { alert((body.error && body.error.message) || r.statusText); return null; }
+    return body;
+  }
   async function post(url) {
-    const r = await fetch(url, { method: "POST", headers: { Accept: "application/json" } });
-    if (!r.ok) { const e = await r.json().catch(() => ({})); alert((e.error && e.error.message) || r.statusText); return null; }
-    const j = await r.json(); mergeJob(j, true); renderJobs(); renderJobHead(); return j;
+    const j = await call("POST", url);
+    if (j) { mergeJob(j, true); renderJobs(); renderJobHead(); }
+    return j;
+  }
+  async function deleteJob(id) {
+    const j = jobs.get(id);
+    const what = j ? `${plural(j.total || 0, "image")} and every output` : "its files";
+    if (!confirm(`Delete job ${short(id)}: ${what}? This cannot be undone.`)) return;
+    if (await call("DELETE", `/api/jobs/${id}`)) forget(id);
   }
   $("jv-cancel").onclick = () => currentJob && post(`/api/jobs/${currentJob}/cancel`);
   $("jv-retry").onclick = async () => { if (currentJob && await post(`/api/jobs/${currentJob}/retry`)) socket.emit("join", { job_id: currentJob }); };
-  $("jv-close").onclick = () => { if (currentJob) socket.emit("leave", { job_id: currentJob }); currentJob = null; $("job-view").hidden = true; history.replaceState(null, "", "#"); renderJobs(); };
+  $("jv-delete").onclick = () => currentJob && deleteJob(currentJob);
+  $("jv-close").onclick = closeJob;
 
-  // ------------------------------------------------------------------ upload
-  const dz = $("dropzone"), input = $("file-input");
-  function setPicked(files) {
-    picked = [...files];
-    const p = $("picked");
-    p.hidden = !picked.length;
-    const bytes = picked.reduce((n, f) => n + f.size, 0);
-    p.textContent = `${picked.length} file(s) selected · ${fmtBytes(bytes)}`;
-    $("start").disabled = !picked.length;
-  }
-  dz.addEventListener("click", (e) => { if (e.target.tagName !== "LABEL" && e.target !== input) input.click(); });
-  dz.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); } });
-  input.addEventListener("change", () => setPicked(input.files));
-  for (const ev of ["dragenter", "dragover"]) dz.addEventListener(ev, (e) => { e.preventDefault(); dz.classList.add("over"); });
-  for (const ev of ["dragleave", "drop"]) dz.addEventListener(ev, (e) => { e.preventDefault(); dz.classList.remove("over"); });
-  dz.addEventListener("drop", (e) => { if (e.dataTransfer && e.dataTransfer.files.length) setPicked(e.dataTransfer.files); });
-  $("opt-quality").addEventListener("input", (e) => { $("opt-quality-out").textContent = e.target.value; });
-
-  $("options").addEventListener("submit", (e) => {
-    e.preventDefault();
-    if (!picked.length) return;
-    const form = new FormData();
-    for (const f of picked) form.append("files", f, f.name);
-    form.append("sizes", $("opt-sizes").value);
-    form.append("format", $("opt-format").value);
-    form.append("quality", $("opt-quality").value);
-    form.append("features", $("opt-features").checked ? "true" : "false");
-    const err = $("upload-error"); err.hidden = true;
-    const bar = $("upload-progress"); bar.hidden = false;
-    $("start").disabled = true;
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/jobs");
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) bar.firstElementChild.style.width = `${(ev.loaded * 100 / ev.total).toFixed(1)}%`; };
-    xhr.onloadend = () => {
-      bar.hidden = true; bar.firstElementChild.style.width = "0";
-      let body = {}; try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
-      if (xhr.status === 202) {
-        mergeJob(body, true); setPicked([]); input.value = ""; selectJob(body.id);
-      } else {
-        err.textContent = (body.error && body.error.message) || `upload failed (HTTP ${xhr.status || "network error"})`;
-        err.hidden = false; $("start").disabled = !picked.length;
-      }
-    };
-    xhr.send(form);
-  });
-
+  window.corelanePage = {
+    fmtBytes, plural,
+    jobCreated(job) { mergeJob(job, true); selectJob(job.id); },
+  };
   const m = /job=([0-9a-f]{32})/.exec(location.hash);
   if (m) selectJob(m[1]);
 })();

@@ -4,10 +4,15 @@
   const body = document.getElementById("workers-body");
   const mode = document.getElementById("mode");
 
-  function cell(row, value) {
+  const labels = [...document.querySelectorAll("table.workers th")].map((th) => th.textContent);
+
+  function cell(row, value, cls) {
     const td = document.createElement("td");
+    td.dataset.label = labels[row.children.length] || "";
     td.textContent = value === null || value === undefined ? "–" : String(value);
+    if (cls) td.className = cls;
     row.appendChild(td);
+    return td;
   }
 
   function ago(ts) {
@@ -19,24 +24,30 @@
     try {
       const res = await fetch("/api/workers", { credentials: "same-origin" });
       const data = await res.json();
-      mode.textContent = `(${data.mode})`;
+      if (!res.ok) throw new Error((data.error && data.error.message) || res.statusText);
+      mode.textContent = data.mode === "celery" ? "Celery workers" : "this machine";
       body.replaceChildren();
       for (const w of data.workers) {
         const row = document.createElement("tr");
-        [w.name, w.host, w.pid, w.kind, w.concurrency].forEach((v) => cell(row, v));
-        cell(row, w.busy > 0 ? `busy (${w.busy})` : "idle");
-        [w.done, w.failed].forEach((v) => cell(row, v));
+        cell(row, w.name, "name");
+        [w.host, w.pid, w.kind].forEach((v) => cell(row, v));
+        cell(row, w.concurrency, "num");
+        const state = cell(row, "");
+        const badge = document.createElement("span");
+        badge.className = `badge ${w.busy > 0 ? "running" : "idle"}`;
+        badge.textContent = w.busy > 0 ? `busy · ${w.busy}` : "idle";
+        state.appendChild(badge);
+        [w.done, w.failed].forEach((v) => cell(row, v, "num"));
         cell(row, ago(w.last_seen));
         body.appendChild(row);
       }
       if (!data.workers.length) {
         const row = document.createElement("tr");
-        cell(row, "no worker is running");
-        row.firstChild.colSpan = 9;
+        cell(row, "no worker is running").colSpan = 9;
         body.appendChild(row);
       }
     } catch (err) {
-      mode.textContent = "(unreachable)";
+      mode.textContent = `unreachable: ${err.message}`;
     }
   }
 
