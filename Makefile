@@ -1,39 +1,55 @@
 # corelane — `make run` starts the image service, `make test` passes the tests.
-# Both set themselves up: a virtualenv in .venv, the project with its extras, the Socket.IO
-# browser client from npm, and (as root, where apt-get exists) the system services the tests use.
+# Both set themselves up in .venv: `run` installs only what the service needs (the `service`
+# extra and the Socket.IO browser client from npm); `test` adds the test tools (the `test` extra)
+# and, as root where apt-get exists, the system services the tests use.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+SERVICE_STAMP := $(VENV)/.installed-service
+TEST_STAMP    := $(VENV)/.installed-test
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
 .PHONY: setup run test lint bench sysdeps clean
 
-$(STAMP): pyproject.toml package.json
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+define HOW_TO_REACH
+@echo ""
+@echo "corelane is installed in $(VENV). To use the command:"
+@echo "  . $(VENV)/bin/activate && corelane --help     (or run $(VENV)/bin/corelane directly)"
+@echo "  examples: $(VENV)/bin/python examples/primes.py"
+endef
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+
+$(SERVICE_STAMP): pyproject.toml package.json | $(VENV)/bin/python
+	$(PY) -m pip install -q -e '.[service]'
 	bash scripts/fetch-assets.sh
-	touch $(STAMP)
+	touch $@
+	$(HOW_TO_REACH)
 
-setup: $(STAMP)
+$(TEST_STAMP): $(SERVICE_STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
 
-run: $(STAMP)
+setup: $(SERVICE_STAMP)
+
+run: $(SERVICE_STAMP)
 	$(VENV)/bin/corelane serve --host $(HOST) --port $(PORT)
 
 sysdeps:
 	bash scripts/ensure-system-deps.sh
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check corelane tests examples benchmarks
 	$(VENV)/bin/mypy
 
-test: $(STAMP) sysdeps lint
+test: $(TEST_STAMP) sysdeps lint
 	$(VENV)/bin/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/run_all.py
 

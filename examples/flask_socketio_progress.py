@@ -13,10 +13,14 @@ sketch got wrong, and this fixes:
   joins the process; the tutorial's endless loop was never started and never ended.
 - Each job has its own queue and room, so two jobs do not mix their progress.
 
-Run it (prints the events a Socket.IO client receives):
+Run it with the project's virtualenv (``make setup`` makes it; ``. .venv/bin/activate``):
 
-    python examples/flask_socketio_progress.py [N]          # self-contained demo, N items
-    python examples/flask_socketio_progress.py --serve      # development server on :5000
+    python examples/flask_socketio_progress.py [N]          # prints the events a client gets
+    python examples/flask_socketio_progress.py --serve [PORT]   # an HTTP server, default :5000
+
+``--serve`` uses Werkzeug's development server, which Flask-SocketIO refuses to start outside a
+terminal unless told (``allow_unsafe_werkzeug=True``): fine for this loopback-only demo, never for
+a service (``corelane serve`` runs gunicorn). Its ``/`` page says how to start a job.
 
 For the real thing (persisted jobs, a pool, recovery), see ``corelane serve``.
 """
@@ -80,6 +84,22 @@ def start_job() -> Any:
     return jsonify({"job_id": job_id}), 202
 
 
+USAGE = """flask_socketio_progress example: start a job, then follow it over Socket.IO.
+
+  curl -X POST -H 'Content-Type: application/json' -d '{{"items": [5, 10, 20]}}' {base}start
+      -> 202 {{"job_id": "..."}}
+
+  A Socket.IO client (same origin) emits "join" with {{"job_id": ...}} and receives
+  "job_progress" {{job_id, done, total}} after each item, then "job_done" or "job_failed".
+"""
+
+
+@app.get("/")
+def usage() -> Any:
+    """What this server does and how to use it, instead of a bare 404."""
+    return USAGE.format(base=request.host_url), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
 @socketio.on("join")
 def on_join(data: Any) -> None:
     join_room(str(data["job_id"]))
@@ -109,8 +129,15 @@ def demo(n: int = 5) -> int:
     return 0 if finished else 1
 
 
+def serve(port: int = 5000) -> None:
+    """Serve on 127.0.0.1:``port`` with the development server (loopback only, demo only)."""
+    print(f"serving http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
+    socketio.run(app, host="127.0.0.1", port=port, allow_unsafe_werkzeug=True)
+
+
 if __name__ == "__main__":
     if "--serve" in sys.argv:
-        socketio.run(app, host="127.0.0.1", port=5000)
+        rest = sys.argv[sys.argv.index("--serve") + 1:]
+        serve(int(rest[0]) if rest else 5000)
     else:
         sys.exit(demo(int(sys.argv[1]) if len(sys.argv) > 1 else 5))

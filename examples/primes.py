@@ -1,7 +1,10 @@
 """The tutorial's prime finder, corrected and runnable: first with multiprocessing.Pool.map over
 hand-made chunks (``n_workers * 4`` of them), then the same with corelane.map, which chunks by itself.
 
-    python examples/primes.py [START] [COUNT]
+    .venv/bin/python examples/primes.py [START] [COUNT]
+
+(``make setup`` creates .venv with corelane installed; ``python3`` from outside it has no
+corelane, nor NumPy, to import. With ``. .venv/bin/activate`` a plain ``python`` works too.)
 """
 
 from __future__ import annotations

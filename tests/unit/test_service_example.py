@@ -40,3 +40,43 @@ def test_example_http_endpoint_validates_and_starts_a_job() -> None:
         client.disconnect()
     finally:
         sys.path.remove(str(ROOT / "examples"))
+
+
+def test_serve_mode_runs_without_a_terminal_and_explains_itself() -> None:
+    """Issue 12, point 16: ``--serve`` with no TTY (Flask-SocketIO's guard) and a usage page."""
+    import contextlib
+    import os
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "flask_socketio_progress.py"),
+                             "--serve", str(port)], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    page = r.read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the example server never answered"
+                time.sleep(0.1)
+        assert "curl -X POST" in page and f"http://127.0.0.1:{port}/start" in page
+        assert '"join"' in page and "job_progress" in page
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/start", data=b'{"items": []}',
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 202
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+        if proc.stdout:
+            proc.stdout.close()
