@@ -17,6 +17,8 @@ BUDGET_FACTOR = 4.0  # a chunk running past TARGET * this returns its unstarted 
 MAX_CHUNK = 10_000  # bounds memory per message and the read-ahead of lazy input
 MAX_CHUNK_KNOWN = 100_000  # the same bound when the input has a length (it is in memory)
 TAIL_CHUNKS_PER_WORKER = 4  # keep this many chunks per worker of what is left, for the tail
+FLOOR_SECONDS = 0.005  # ... but never cut a chunk below this much measured work for it: a round
+#                        trip costs ~0.1-1 ms, and tiny tail chunks were most of a small map's time
 SMOOTHING = 0.5  # weight of a new measurement in the moving average
 INITIAL_CHUNK = 32  # before any measurement; the time budget bounds the cost of a bad guess
 PREFETCH_BELOW_SECONDS = 0.1  # send a second chunk ahead only when chunks are this short
@@ -55,14 +57,23 @@ class Chunker:
         if self.fixed is not None:
             return self.fixed
         if self.per_item is None:
-            size = INITIAL_CHUNK  # safe before measuring: a slow chunk hands back its rest
+            # Before the first measurement: small chunks, growing with what is already out (the
+            # time budget bounds the cost of a bad guess: a slow chunk hands back its rest).
+            size = max(INITIAL_CHUNK, cut_so_far // self.workers)
         else:
             size = max(1, int(TARGET_SECONDS / self.per_item))
         if self.total is None:
             return min(size, MAX_CHUNK)
         # A known length means the input is in memory already: no read-ahead cap, only the tail's.
         left = max(0, self.total - cut_so_far)
-        return min(size, MAX_CHUNK_KNOWN, max(1, math.ceil(left / (self.workers * TAIL_CHUNKS_PER_WORKER))))
+        tail = math.ceil(left / (self.workers * TAIL_CHUNKS_PER_WORKER))
+        if self.per_item is not None and tail * self.per_item < FLOOR_SECONDS:
+            # The floor in time: tail chunks this short cost more in round trips than they
+            # save in balance. Split what is left into as many chunks of ~FLOOR_SECONDS as
+            # there are workers to take them (one, when it is less than that in all).
+            k = min(self.workers, max(1, round(left * self.per_item / FLOOR_SECONDS)))
+            tail = math.ceil(left / k)
+        return max(1, min(size, MAX_CHUNK_KNOWN, tail))
 
     @property
     def budget(self) -> float:
@@ -75,7 +86,9 @@ class Chunker:
         """How many chunks a worker may hold at once: one running, plus queued ones when chunks
         are short enough that the parent's turnaround (a few GIL hand-offs) would idle it."""
         if self.per_item is None:
-            return 1
+            # Adaptive runs queue one chunk behind the first (no idle round trip while we
+            # measure); fixed ones (submits) do not: a queued call can no longer be cancelled.
+            return 1 if self.fixed is not None else 2
         chunk_seconds = self.per_item * self.size()
         if chunk_seconds >= PREFETCH_BELOW_SECONDS:
             return 1
