@@ -16,7 +16,7 @@ from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from corelane.errors import ServiceError
-from corelane.service import api, sockets, workers_api
+from corelane.service import api, similar_api, sockets, workers_api
 from corelane.service.bus import Bus, BusEvent, LocalBus
 from corelane.service.config import ServiceConfig
 from corelane.service.guard import TOKEN_COOKIE, HostGuard, origin_ok, token_matches, token_ok
@@ -125,6 +125,7 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
 
     app.register_blueprint(api.bp)
     app.register_blueprint(workers_api.bp)
+    app.register_blueprint(similar_api.bp)
     sockets.register(socketio, service)
 
     @app.errorhandler(ServiceError)
