@@ -97,7 +97,7 @@ class Pool(Executor):
         init_args = dumps(initargs, "the initargs") if initializer else None
         forwarder = None
         if log_level is not None:
-            from corelane.ipc.logging import LogForwarder
+            from corelane.engine._logs import LogForwarder
 
             forwarder = LogForwarder(ctx, log_level)
             forwarder.start()

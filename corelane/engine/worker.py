@@ -138,7 +138,7 @@ def worker_main(
     assert len(mv) == SLOT_SIZE
     try:
         if log_config is not None:
-            from corelane.ipc.logging import configure_worker
+            from corelane.engine._logs import configure_worker
 
             configure_worker(log_config)
         if initializer is not None:

@@ -1,6 +1,6 @@
 """Inter-process building blocks on top of the engine: typed messages, pipelines, worker logging.
 
-Submodules are imported on use (workers import ``corelane.ipc.logging`` alone, cheaply).
+Submodules are imported on use (workers import only ``corelane.engine._logs``, cheaply).
 """
 
 from __future__ import annotations
