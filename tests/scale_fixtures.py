@@ -27,19 +27,44 @@ from service_fixtures import ServerProcess, _wait_group_gone
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
 
-# A real `corelane worker` whose item task first sleeps CORELANE_TEST_ITEM_DELAY seconds, so a
-# test can act while images are in flight (every pool child inherits the patch: prefork).
-SLOW_WORKER = """
-import os, sys, time
+# A real `corelane worker` whose item function is swapped for a test's (CORELANE_TEST_PROCESS,
+# "module:function") and/or first sleeps CORELANE_TEST_ITEM_DELAY seconds, so a test can act while
+# images are in flight. Every pool child inherits the patch (prefork).
+PATCHED_WORKER = """
+import importlib, os, sys, time
 import corelane.service.runners.celery as runner
-_real = runner.process_item
-def _slow(task):
-    time.sleep(float(os.environ["CORELANE_TEST_ITEM_DELAY"]))
-    return _real(task)
-runner.process_item = _slow
+spec = os.environ.get("CORELANE_TEST_PROCESS")
+if spec:
+    module, name = spec.split(":")
+    runner.process_item = getattr(importlib.import_module(module), name)
+delay = float(os.environ.get("CORELANE_TEST_ITEM_DELAY") or 0)
+if delay:
+    _real = runner.process_item
+    def _slow(task):
+        time.sleep(delay)
+        return _real(task)
+    runner.process_item = _slow
 from corelane.cli import main
 sys.exit(main(sys.argv[1:]))
 """
+
+BOOM_SIZE = (321, 123)  # an image of this size raises ValueError("boom") in quirky_process
+SLOW_SIZE = (322, 124)  # an image of this size sleeps for a minute in quirky_process
+
+
+def quirky_process(task: Any) -> dict[str, Any]:
+    """The real item function, except for two marked image sizes (a bug, a hang)."""
+    from PIL import Image
+
+    from corelane.service.runners._work import process_item
+
+    with Image.open(task.source) as im:
+        size = im.size
+    if size == BOOM_SIZE:
+        raise ValueError("boom")
+    if size == SLOW_SIZE:
+        time.sleep(60)
+    return process_item(task)
 
 
 class WorkerProcess:
@@ -47,7 +72,8 @@ class WorkerProcess:
 
     def __init__(self, broker: str, data_dir: Path, name: str, concurrency: int = 1,
                  db_url: str | None = None, visibility_timeout: float | None = None,
-                 item_delay: float = 0.0, env: dict[str, str] | None = None) -> None:
+                 item_delay: float = 0.0, process: str | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         args = ["worker", "--broker", broker, "--data-dir", str(data_dir), "--concurrency",
                 str(concurrency), "--name", name, "--loglevel", "WARNING"]
@@ -56,9 +82,10 @@ class WorkerProcess:
         if visibility_timeout:
             args += ["--visibility-timeout", str(visibility_timeout)]
         environ = {**os.environ, **(env or {})}
-        if item_delay:
-            cmd = [sys.executable, "-c", SLOW_WORKER, *args]
+        if item_delay or process:
+            cmd = [sys.executable, "-c", PATCHED_WORKER, *args]
             environ["CORELANE_TEST_ITEM_DELAY"] = str(item_delay)
+            environ["CORELANE_TEST_PROCESS"] = process or ""
             environ["PYTHONPATH"] = str(TESTS)
         else:
             cmd = [sys.executable, "-m", "corelane", *args]

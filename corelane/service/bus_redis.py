@@ -47,7 +47,7 @@ class RedisBus:
         self.reconnects = 0
         self.connected = False  # the subscriber holds a live subscription
         self.last_error: str | None = None  # why it does not (masked: never a password)
-        self._on_reconnect: list[Callable[[], None]] = []
+        self._on_reconnect: list[Callable[[float], None]] = []
 
     def publish(self, event: BusEvent) -> None:
         try:
@@ -55,10 +55,15 @@ class RedisBus:
         except redis.RedisError as exc:
             log.warning("progress event %s for job %s not sent: %s", event.name, event.job_id, exc)
 
-    def on_reconnect(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` (in the listener thread) each time the subscription comes back
-        after a loss: events published meanwhile are gone, so receivers re-read the truth."""
+    def on_reconnect(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(lost_at)`` (in the listener thread, ``time.time()`` of the loss) each
+        time the subscription comes back: events published meanwhile are gone, so receivers
+        must re-read the truth."""
         self._on_reconnect.append(callback)
+
+    def deliver_local(self, event: BusEvent) -> None:
+        """Give ``event`` to this process's handlers only (not published to other nodes)."""
+        call_handlers(self._handlers, event)
 
     def health(self) -> tuple[bool, str | None]:
         """(True, None) while subscribed; otherwise (False, why)."""
@@ -76,21 +81,31 @@ class RedisBus:
 
     def _listen(self) -> None:
         backoff = 0.1
-        lost = False
+        lost = False  # the previous subscription failed: resync once the new one is confirmed
+        last_ok = time.time()
         while not self._closed.is_set():
             pubsub = None
+            subscribed = 0
             try:
-                pubsub = redis_client(self.url).pubsub(ignore_subscribe_messages=True)
+                # Subscribe confirmations stay visible: redis-py reconnects and resubscribes a
+                # dropped PubSub by itself, and its fresh "subscribe" reply is how we learn that
+                # events were missed in between.
+                pubsub = redis_client(self.url).pubsub()
                 pubsub.subscribe(self.channel)
-                pubsub.ping()  # subscribe() is lazy: this proves the connection (and the auth)
-                self.connected, self.last_error, backoff = True, None, 0.1
-                if lost:
-                    lost = False
-                    self._resync()
                 while not self._closed.is_set():
                     message = pubsub.get_message(timeout=POLL_S)
-                    if message and message.get("type") == "message":
-                        self._dispatch(message["data"])
+                    if message is not None:
+                        kind = message.get("type")
+                        if kind == "message":
+                            self._dispatch(message["data"])
+                        elif kind == "subscribe":
+                            subscribed += 1
+                            if lost or subscribed > 1:
+                                self.reconnects += subscribed > 1
+                                lost = False
+                                self._resync(last_ok)
+                    self.connected, self.last_error, backoff = True, None, 0.1
+                    last_ok = time.time()
             except (redis.RedisError, OSError) as exc:
                 self.connected, lost = False, True
                 self.last_error = describe(exc)
@@ -106,10 +121,10 @@ class RedisBus:
                     with contextlib.suppress(redis.RedisError, OSError):
                         pubsub.close()
 
-    def _resync(self) -> None:
+    def _resync(self, lost_at: float) -> None:
         for callback in list(self._on_reconnect):
             try:
-                callback()
+                callback(lost_at)
             except Exception:
                 log.exception("bus reconnect callback %r failed", callback)
 

@@ -38,7 +38,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from corelane.service.jobs import ItemState, JobState
+from corelane.service.bus import BusEvent
+from corelane.service.jobs import EventName, ItemState, JobState
 from corelane.service.runners.registry import item_of_message, live_holds
 from corelane.service.store import Store, jobs
 
@@ -51,6 +52,7 @@ DISPATCHING_KEY = "corelane:dispatching:"  # + job id: a dispatcher is sending t
 DISPATCHING_TTL_S = 30
 QUEUE = "corelane"
 UNACKED_KEY = "unacked"  # kombu's Redis transport: delivered, not yet acknowledged
+RESYNC_SLACK_S = 5.0  # jobs that ended this long before the bus loss are resent too (clock skew)
 
 
 class Reconciler:
@@ -199,3 +201,20 @@ def mark_dispatching(client: Any, job_id: str, on: bool) -> None:
             client.delete(DISPATCHING_KEY + job_id)
     except Exception:
         log.debug("could not mark job %s dispatching=%s", job_id, on, exc_info=True)
+
+
+def resync_clients(store: Store, deliver: Callable[[BusEvent], None], lost_at: float) -> int:
+    """After the bus reconnects: hand this node's Socket.IO rooms a fresh ``job_state`` (the job
+    and all its items) for every job that is live or ended since ``lost_at``, because the events
+    published while the subscription was down are gone. Returns how many jobs were sent."""
+    from corelane.service.views import public_item
+
+    sent = 0
+    for job in store.list_jobs():
+        if JobState(job["state"]).finished and (job["finished_at"] or 0) < lost_at - RESYNC_SLACK_S:
+            continue
+        items = [public_item(i) for i in store.list_items(job["id"])]
+        deliver(BusEvent(EventName.JOB_STATE.value, job["id"],
+                         {"job_id": job["id"], "job": job, "items": items}))
+        sent += 1
+    return sent

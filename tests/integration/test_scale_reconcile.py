@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
+import redis
 from scale_fixtures import (
+    Listener,
     WorkerProcess,
     assert_complete_once,
     photos,
@@ -124,3 +127,47 @@ def test_restarting_one_web_node_redispatches_nothing(
         assert done["state"] == "done" and done["done"] == 14
         assert_complete_once(web_a, job["id"], 14)
     assert _deliveries(broker.url) == 28  # no image of either job was sent twice
+
+
+def test_bus_reconnect_sends_each_joined_room_a_fresh_snapshot(
+        tmp_path: Path, broker: RedisServer, cleanup: list[Any]) -> None:
+    """Events published while the progress subscription is down are gone; once it is back,
+    every client watching a job receives the whole job again, items included."""
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup)
+    listener = Listener(server.url)
+    cleanup.append(listener)
+    job = server.post_files(photos(8))
+    listener.join(job["id"])
+    cleanup.append(WorkerProcess(broker.url, data, "w1", item_delay=0.5))
+    wait_for(lambda: "item_done" in listener.names(), 30, "the first item")
+    snapshots_before = listener.names().count("job_state")  # the one sent on join
+    admin = redis.Redis.from_url(broker.url)
+    assert admin.client_kill_filter(_type="pubsub") >= 1  # the web node's subscription drops
+    admin.close()
+    fresh = wait_for(lambda: [d for n, d in listener.events if n == "job_state"]
+                     [snapshots_before:], 20, "a snapshot after the reconnect")
+    assert fresh[0]["job_id"] == job["id"] and len(fresh[0]["items"]) == 8
+    assert fresh[0]["job"]["id"] == job["id"]
+    done = wait_job(server, job["id"], timeout=60)
+    assert done["state"] == "done" and done["done"] == 8
+
+
+def test_killed_pool_child_leaves_no_busy_count(tmp_path: Path, broker: RedisServer,
+                                                cleanup: list[Any]) -> None:
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup)
+    worker = WorkerProcess(broker.url, data, "w1", item_delay=2.0)
+    cleanup.append(worker)
+    job = server.post_files(photos(4))
+    wait_for(lambda: _busy(broker.url, "w1"), 30, "the worker to start an image", 0.05)
+    children = psutil.Process(worker.proc.pid).children()
+    assert children
+    for child in children:
+        child.kill()  # the pool child dies mid-image; Celery replaces it and redelivers
+    done = wait_job(server, job["id"], timeout=60)
+    assert done["state"] == "done" and done["done"] == 4
+    # busy is what the worker runs now, recomputed on every heartbeat: back to 0, not stuck at 1
+    wait_for(lambda: worker_counts(broker.url)["w1"].get("busy") == "0", 10, "busy back to 0")
+    view = {w["name"]: w for w in server.get("/api/workers")["workers"]}
+    assert view["w1"]["busy"] == 0 and view["w1"]["done"] == 4

@@ -36,17 +36,26 @@ from functools import lru_cache
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 
-from corelane.errors import BadImage, JobNotFound
+from corelane.errors import JobNotFound
 from corelane.service.bus import Bus, BusEvent
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
 from corelane.service.objects import ObjectStore
-from corelane.service.reconcile import Reconciler, mark_dispatching
+from corelane.service.reconcile import Reconciler, mark_dispatching, resync_clients
 from corelane.service.runners import registry
 from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, process_item
 from corelane.service.runners.brokers import is_redis, mask_url
+from corelane.service.runners.policy import (
+    ItemLimits,
+    decode_options,
+    failure_text,
+    gave_up_text,
+    retry_or_give_up,
+    timeout_text,
+)
 from corelane.service.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,6 +63,9 @@ log = logging.getLogger(__name__)
 TASK_NAME = "corelane.process_item"
 QUEUE = "corelane"
 DISPATCH_RETRY_MAX_S = 5.0  # backoff cap while the broker is unreachable
+# After the soft limit (the item timeout) the task settles the item itself; the hard limit kills
+# a child stuck where the soft one cannot reach (C code), and the reconciler re-sends its item.
+HARD_LIMIT_GRACE_S = 30.0
 
 
 def make_celery(config: ServiceConfig) -> Celery:
@@ -115,14 +127,12 @@ def _context() -> _WorkerContext:
                           name, _redis(config))
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, BadImage):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+def process_item_task(job_id: str, item_id: str, limits: dict[str, Any] | None = None) -> str:
+    """Celery task: process one image of a job, settle it, announce it. Safe to run twice.
 
-
-def process_item_task(job_id: str, item_id: str) -> str:
-    """Celery task: process one image of a job, settle it, announce it. Safe to run twice."""
+    ``limits`` are the dispatching web node's (see policy.ItemLimits); a message from an older
+    node without them runs under this host's configuration.
+    """
     ctx = _context()
     store, bus = ctx.store, ctx.bus
     try:
@@ -135,18 +145,27 @@ def process_item_task(job_id: str, item_id: str) -> str:
     if job["state"] != JobState.RUNNING.value:
         return f"job is {job['state']}"  # cancelled, or requeued: the dispatcher sends it again
     _tally(ctx, "deliveries", 1)
+    caps = ItemLimits.from_dict(limits) if limits else ItemLimits.from_config(ctx.config)
     attempts = int(item["attempts"]) + 1
     store.set_attempts(item_id, attempts)
-    if attempts > ctx.config.max_attempts:
-        error = (f"gave up after {attempts - 1} attempt(s): the worker processing this image "
-                 "died each time; it may be a poison input")
+    if attempts > caps.max_attempts:
+        # Each earlier delivery ended with its worker gone (a clean end settles the item).
+        error = gave_up_text(attempts - 1, "its worker died each time")
         settled = store.item_failed(item_id, error, attempts=attempts - 1)
         name = EventName.ITEM_FAILED
     else:
         try:
-            summary = process_item(_item_task(ctx, job, item))
+            summary = process_item(ItemTask(
+                item["id"], str(ctx.objects.path(item["source_key"])), str(ctx.objects.root),
+                decode_options(job["options"]), caps.image_limits()))
+        except SoftTimeLimitExceeded:
+            if retry_or_give_up(attempts, caps.max_attempts):
+                raise Reject("item timeout; trying again", requeue=True) from None
+            error = gave_up_text(attempts, timeout_text(caps.item_timeout))
+            settled = store.item_failed(item_id, error, attempts=attempts)
+            name = EventName.ITEM_FAILED
         except Exception as exc:  # a bad image (or a bug) fails this item only
-            settled = store.item_failed(item_id, _describe(exc))
+            settled = store.item_failed(item_id, failure_text(exc))
             name = EventName.ITEM_FAILED
         else:
             summary["worker"] = ctx.name
@@ -158,17 +177,6 @@ def process_item_task(job_id: str, item_id: str) -> str:
                                                   "item": store.get_item(job_id, item_id)}))
         announce(store, bus, job_id)
     return name.value if settled else "settled elsewhere"
-
-
-def _item_task(ctx: _WorkerContext, job: dict[str, Any], item: dict[str, Any]) -> ItemTask:
-    from corelane.imaging import ImageLimits, ProcessOptions
-
-    opts = job["options"]
-    options = ProcessOptions(sizes=tuple(opts["sizes"]), format=opts["format"],
-                             quality=int(opts["quality"]), features=bool(opts["features"]))
-    limits = ImageLimits(max_pixels=ctx.config.max_pixels, max_bytes=ctx.config.max_file_bytes)
-    return ItemTask(item["id"], str(ctx.objects.path(item["source_key"])), str(ctx.objects.root),
-                    options, limits)
 
 
 def announce(store: Store, bus: Bus, job_id: str) -> None:
@@ -248,9 +256,17 @@ class CeleryRunner:
             self.store, self._client, send=self._send,
             restore=self._restore if is_redis(self.config.broker_url) else None,
             finish=lambda job_id: announce(self.store, self.bus, job_id))
+        on_reconnect = getattr(self.bus, "on_reconnect", None)
+        if on_reconnect is not None:  # progress that heals: fresh snapshots after a bus loss
+            on_reconnect(self._resync_clients)
         self._thread = threading.Thread(target=self._loop, name="corelane-dispatch", daemon=True)
         self._thread.start()
         self.reconciler.start()
+
+    def _resync_clients(self, lost_at: float) -> None:
+        sent = resync_clients(self.store, self.bus.deliver_local,  # type: ignore[attr-defined]
+                              lost_at)
+        log.info("progress bus back: sent %d job snapshot(s) to this node's clients", sent)
 
     def wake(self) -> None:
         self._wake.set()
@@ -281,7 +297,11 @@ class CeleryRunner:
             self.current_job = None
 
     def _send(self, job_id: str, item_id: str) -> None:
-        self.app.send_task(TASK_NAME, args=[job_id, item_id], queue=QUEUE)
+        """One task message: the item, with this node's limits and item timeout (policy.py)."""
+        limits = ItemLimits.from_config(self.config)
+        self.app.send_task(TASK_NAME, args=[job_id, item_id, limits.to_dict()], queue=QUEUE,
+                           soft_time_limit=limits.item_timeout,
+                           time_limit=limits.item_timeout + HARD_LIMIT_GRACE_S)
 
     def _restore(self, tag: str) -> None:
         """Put an unacknowledged message back at the head of its queue (kombu's own restore)."""

@@ -27,27 +27,25 @@ from collections.abc import Callable
 from typing import Any
 
 from corelane.engine import Failure, Pool
-from corelane.errors import Broken, Closed, TaskError, TaskTimeout, WorkerDied
+from corelane.errors import Broken, Closed, TaskTimeout, WorkerDied
 from corelane.service.bus import Bus, BusEvent
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
 from corelane.service.objects import ObjectStore
 from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, init_worker, process_item
+from corelane.service.runners.policy import (
+    ItemLimits,
+    decode_options,
+    failure_text,
+    gave_up_text,
+    retry_or_give_up,
+    timeout_text,
+)
 from corelane.service.store import Store
 
 log = logging.getLogger(__name__)
 
-
-
-def describe_failure(exc: BaseException | None) -> str:
-    """A one-line message for a failed item, naming the cause, not our plumbing."""
-    if isinstance(exc, TaskError):
-        cause = exc.exception
-        if type(cause).__name__ == "BadImage":
-            return str(cause)
-        return f"{type(cause).__name__}: {cause}"
-    return str(exc) if exc is not None else "unknown failure"
 
 
 class LocalRunner:
@@ -127,13 +125,8 @@ class LocalRunner:
         self.bus.publish(BusEvent(name.value, job_id, data))
 
     def _tasks(self, job: dict[str, Any], pending: list[dict[str, Any]]) -> list[ItemTask]:
-        from corelane.imaging import ImageLimits, ProcessOptions
-
-        opts = job["options"]
-        options = ProcessOptions(sizes=tuple(opts["sizes"]), format=opts["format"],
-                                 quality=int(opts["quality"]), features=bool(opts["features"]))
-        limits = ImageLimits(max_pixels=self.config.max_pixels,
-                             max_bytes=self.config.max_file_bytes)
+        options = decode_options(job["options"])
+        limits = ItemLimits.from_config(self.config).image_limits()
         root = str(self.objects.root)
         return [ItemTask(item["id"], str(self.objects.path(item["source_key"])), root, options,
                          limits) for item in pending]
@@ -190,15 +183,17 @@ class LocalRunner:
                         if isinstance(exc, WorkerDied | TaskTimeout):
                             n = attempts[item["id"]] + 1
                             attempts[item["id"]] = n
-                            if n < self.config.max_attempts and not self._is_cancelled(job_id):
+                            if retry_or_give_up(n, self.config.max_attempts) \
+                                    and not self._is_cancelled(job_id):
                                 self.store.set_attempts(item["id"], n)
                                 retry.append(item)
                                 continue
-                            error = (f"{exc} -- gave up on this image after {n} attempt(s); "
-                                     "it may be a poison input")
-                            ok = self.store.item_failed(item["id"], error, attempts=n)
+                            cause = timeout_text(self.config.item_timeout) \
+                                if isinstance(exc, TaskTimeout) else str(exc)
+                            ok = self.store.item_failed(item["id"], gave_up_text(n, cause),
+                                                        attempts=n)
                         else:
-                            ok = self.store.item_failed(item["id"], describe_failure(exc))
+                            ok = self.store.item_failed(item["id"], failure_text(exc))
                         if ok:
                             counts["failed"] += 1
                             settled_here += 1
