@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from corelane.service.similar_api import OPENAPI_PATHS as _SIMILAR_PATHS
+
 _ERROR = {"$ref": "#/components/responses/Error"}
 
 
@@ -161,6 +163,7 @@ def openapi_document(token_required: bool = False) -> dict[str, Any]:
                         "status": {"type": "string"}, "queued_jobs": {"type": "integer"},
                         "running_job": {"type": ["string", "null"]},
                         "workers": {"type": "integer"}}}}}}}}},
+            **_SIMILAR_PATHS,
             "/api/openapi.json": {"get": {
                 "summary": "This document", "security": [],
                 "responses": {"200": {"description": "OpenAPI 3.1",

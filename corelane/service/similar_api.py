@@ -34,6 +34,50 @@ MAX_LIMIT = 100
 _EXTENSION = "corelane.similar"
 
 
+_ERROR = {"$ref": "#/components/responses/Error"}
+_RADIUS = {"name": "radius", "in": "query", "required": False,
+           "description": f"largest Hamming distance in bits (default {NEAR_RADIUS})",
+           "schema": {"type": "integer", "minimum": 0, "maximum": MAX_RADIUS}}
+_MATCH = {"type": "object", "properties": {
+    "job_id": {"type": "string"}, "item_id": {"type": "string"}, "name": {"type": "string"},
+    "distance": {"type": "integer"}, "exact": {"type": "boolean"}}}
+
+#: This blueprint's paths in the OpenAPI document (merged by corelane/service/_openapi.py).
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/jobs/{job_id}/duplicates": {"get": {
+        "summary": "Duplicate groups inside a job (pHash within radius; exact: same sha256), "
+                   "and each image's matches in earlier jobs",
+        "parameters": [{"$ref": "#/components/parameters/JobId"}, _RADIUS],
+        "responses": {"200": {"description": "groups and earlier matches", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "job_id": {"type": "string"}, "radius": {"type": "integer"},
+                "groups": {"type": "array", "items": {"type": "object", "properties": {
+                    "kind": {"type": "string", "enum": ["exact", "near"]},
+                    "max_distance": {"type": "integer"},
+                    "items": {"type": "array", "items": {"type": "object"}},
+                    "exact": {"type": "array", "items": {"type": "array",
+                                                         "items": {"type": "string"}}}}}},
+                "earlier": {"type": "array", "items": {"type": "object", "properties": {
+                    "item_id": {"type": "string"}, "name": {"type": "string"},
+                    "matches": {"type": "array", "items": _MATCH}}}}}}}}},
+            "400": _ERROR, "404": _ERROR}}},
+    "/api/items/{item_id}/similar": {"get": {
+        "summary": "The stored images nearest to one image (any job), nearest first",
+        "parameters": [
+            {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            _RADIUS,
+            {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}}],
+        "responses": {"200": {"description": "similar images", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "item_id": {"type": "string"}, "job_id": {"type": "string"},
+                "name": {"type": "string"}, "phash": {"type": "string"},
+                "radius": {"type": "integer"},
+                "similar": {"type": "array", "items": _MATCH}}}}}},
+            "400": _ERROR, "404": _ERROR}}},
+}
+
+
 @bp.before_request
 def _guard() -> None:
     """The API's token rule (these routes are read-only GETs: no origin check needed)."""
