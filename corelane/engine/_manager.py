@@ -299,6 +299,8 @@ class Manager:
         self.broken: BaseException | None = None
         self._dead = False  # set (under _lock) once the thread stops taking work
         self._startup_failures = 0
+        self.chunks_sent = 0  # statistics: messages of work sent
+        self.deaths = 0  # statistics: workers that died after starting
         self.thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
         self.thread._corelane = True  # type: ignore[attr-defined]
         self.thread.start()
@@ -470,6 +472,7 @@ class Manager:
         )
         w.inflight.append(chunk)
         job.inflight += 1
+        self.chunks_sent += 1
         with contextlib.suppress(OSError):  # a dead worker: its sentinel fires, _on_death requeues
             w.conn.send_bytes(dumps(message))
 
@@ -621,6 +624,7 @@ class Manager:
                         f"workers exit during start-up (last exit code {exitcode}); "
                         "is the main module importable (spawn/forkserver)?"))
             return
+        self.deaths += 1
         seq, stage = w.mv[SLOT_SEQ], w.mv[SLOT_STAGE]
         pos, count = unpack_span(w.mv[SLOT_SPAN])
         pinned = stage in (Stage.LOAD_FN, Stage.LOAD_ITEMS, Stage.RUN, Stage.PACK)

@@ -27,6 +27,7 @@ import traceback
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from corelane.engine import _startmethod
@@ -53,6 +54,15 @@ Style = Literal["task", "executor"]  # which exception a failure raises: TaskErr
 WINDOW_CHUNKS_PER_WORKER = 3  # lazy runs: chunks cut ahead per worker (feeds workers, costs memory)
 
 _live: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class PoolStatistics:
+    """What :meth:`Pool.statistics` returns."""
+
+    workers: int
+    chunks_sent: int  # messages of work sent to workers (a map of 100 tiny items: ~3)
+    worker_deaths: int  # workers that died after starting (each replaced)
 
 
 class Pool(Executor):
@@ -264,6 +274,13 @@ class Pool(Executor):
         else:
             self.shutdown(wait=True)
         return False
+
+    def statistics(self) -> PoolStatistics:
+        """Counters since the pool started: chunks sent to workers, workers that died."""
+        manager = self._manager
+        if manager is None:
+            return PoolStatistics(0, 0, 0)
+        return PoolStatistics(self.workers, manager.chunks_sent, manager.deaths)
 
     @property
     def pids(self) -> list[int]:
