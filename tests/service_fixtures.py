@@ -29,6 +29,20 @@ from corelane.service.config import ServiceConfig
 
 POISON_SIZE = (333, 222)  # an image of exactly this size kills its worker (see poison_or_process)
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots (not committed)
+CHROMIUM = "/usr/bin/chromium"  # Debian's, driven by Playwright in tests/e2e
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def need_browser() -> None:
+    """Skip when Debian's chromium is missing; fail instead under CI=true (CI installs it)."""
+    if os.path.exists(CHROMIUM):
+        return
+    message = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def make_config(tmp_path: Path, **changes: Any) -> ServiceConfig:

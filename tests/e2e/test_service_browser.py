@@ -8,7 +8,6 @@ Skipped locally when chromium is missing; failed under CI=true (CI installs it).
 from __future__ import annotations
 
 import io
-import os
 import re
 import zipfile
 from datetime import datetime
@@ -16,26 +15,12 @@ from pathlib import Path
 
 import imaging_samples as samples
 import pytest
-from service_fixtures import ROOT, ServerProcess
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-def _need_browser() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+from service_fixtures import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, ServerProcess, need_browser
 
 
 @pytest.mark.timeout(120)
 def test_upload_progress_gallery_and_zip_in_a_real_browser(tmp_path: Path) -> None:
-    _need_browser()
+    need_browser()
     if not (ROOT / "corelane/service/ui/static/vendor/socket.io.min.js").exists():
         pytest.fail("the Socket.IO client is missing: run scripts/fetch-assets.sh")
     from playwright.sync_api import expect, sync_playwright
@@ -53,7 +38,7 @@ def test_upload_progress_gallery_and_zip_in_a_real_browser(tmp_path: Path) -> No
     server = ServerProcess(tmp_path / "data", workers=2).start()
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
                 page = browser.new_page(viewport={"width": 1360, "height": 1000},
                                         accept_downloads=True)

@@ -14,24 +14,9 @@ from typing import Any
 import imaging_samples as samples
 import pytest
 import requests
-from service_fixtures import ROOT, ServerProcess
+from service_fixtures import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ServerProcess, need_browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
-ARTIFACTS = ROOT / "test-artifacts"
 VIEWPORTS = [(1280, 800), (390, 844)]
-
-
-def _need_browser() -> None:
-    import os
-
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _wait(server: ServerProcess, job_id: str, states: tuple[str, ...]) -> dict[str, Any]:
@@ -55,7 +40,7 @@ def _source_files(data: Path) -> int:
 
 @pytest.mark.timeout(180)
 def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) -> None:
-    _need_browser()
+    need_browser()
     from playwright.sync_api import expect, sync_playwright
 
     data = tmp_path / "data"
@@ -82,7 +67,7 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
         ARTIFACTS.mkdir(exist_ok=True)
 
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             try:
                 for width, height in VIEWPORTS:
                     page = browser.new_page(viewport={"width": width, "height": height})

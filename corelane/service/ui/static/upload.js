@@ -22,6 +22,7 @@
   }
 
   function addFiles(files) {
+    if (uploading) return;  // the running upload would clear them on success
     const known = new Set(picked.map((p) => p.key));
     for (const file of files) {
       const key = keyOf(file);
@@ -56,6 +57,7 @@
       const rm = Object.assign(document.createElement("button"), { type: "button", className: "remove" });
       rm.setAttribute("aria-label", `Remove ${p.file.name}`);
       rm.append(removeIcon());
+      rm.disabled = uploading;  // the list is what is being sent
       rm.onclick = (e) => { e.stopPropagation(); removeAt(i); };
       li.append(thumb, name, size, rm);
       return li;
@@ -63,6 +65,7 @@
     const bytes = picked.reduce((n, p) => n + p.file.size, 0);
     $("picked").hidden = !picked.length;
     $("picked-summary").textContent = `${page.plural(picked.length, "image")} · ${page.fmtBytes(bytes)}`;
+    $("picked-clear").hidden = uploading;
     updateStart();
   }
   function updateStart() {
@@ -120,6 +123,7 @@
     const box = $("upload-progress"); box.hidden = false;
     uploading = true;
     $("start").disabled = true;
+    render();
     const started = performance.now();
     const total = picked.reduce((n, p) => n + p.file.size, 0);
     showProgress(0, total, started);
@@ -129,6 +133,7 @@
     xhr.upload.onprogress = (ev) => { if (ev.lengthComputable) showProgress(ev.loaded, ev.total, started); };
     xhr.onloadend = () => {
       uploading = false;
+      render();
       box.hidden = true; box.querySelector(".fill").style.width = "0";
       let body = {}; try { body = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
       if (xhr.status === 202) {
