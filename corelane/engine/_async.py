@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from corelane.errors import TaskError, TaskTimeout, WorkerDied
+from corelane.errors import RemoteTraceback, TaskError, TaskTimeout, WorkerDied
 
 if TYPE_CHECKING:
     from corelane.engine.pool import Pool
@@ -49,8 +49,8 @@ async def asubmit(pool: Pool, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     Cancelling the awaiting task cancels the call if it has not started yet.
 
     Raises:
-        TaskError: ``fn`` raised (the worker's traceback inside, the original as __cause__).
-        WorkerDied: the worker running it died.
+        The task's own exception (the worker's traceback as its ``__cause__``), as
+        ``Pool.submit`` Futures do; WorkerDied when the worker running it died.
     """
     future = pool.submit(fn, *args, **kwargs)
     return await asyncio.wrap_future(future)
@@ -147,12 +147,16 @@ async def _aiter(iterable: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[
 
 
 def _outcome(index: int, item: Any, future: Future[Any]) -> Any:
-    """The item's result, or its error raised with the item's own index (submit says 0)."""
+    """The item's result, or its error as ``imap`` gives it, with the item's own index.
+
+    ``submit`` Futures raise the task's own exception (worker traceback as ``__cause__``), as
+    the Executor API does; a run of items raises TaskError(index, item) like ``imap``.
+    """
     error = future.exception()
     if error is None:
         return future.result()
-    if isinstance(error, TaskError):  # keeps the original exception as __cause__
-        raise TaskError(index, item, error.exception, error.remote_traceback)
+    if isinstance(error.__cause__, RemoteTraceback):  # the task raised it
+        raise TaskError(index, item, error, error.__cause__.text)
     if isinstance(error, WorkerDied):
         raise WorkerDied(index, error.pid, error.exitcode)
     if isinstance(error, TaskTimeout):

@@ -50,7 +50,7 @@ from joblib.parallel import (
 
 from corelane.engine import Pool
 from corelane.engine._cpus import cpu_count
-from corelane.errors import Broken, Cancelled, Closed, TaskError, WorkerDied
+from corelane.errors import Broken, Cancelled, Closed, WorkerDied
 
 __all__ = ["BACKEND_NAME", "CorelaneBackend", "register", "shutdown"]
 
@@ -299,16 +299,9 @@ class CorelaneBackend(AutoBatchingMixin, ParallelBackendBase):
         return task.outer
 
     def retrieve_result_callback(self, out: Future[Any]) -> Any:
-        """The batch's results, or its error as joblib expects it (the task's own exception)."""
-        try:
-            return out.result()
-        except TaskError as err:
-            # joblib callers catch the exception their function raised (loky re-raises it too);
-            # the worker's traceback travels along as a note.
-            original = err.exception
-            if err.remote_traceback:
-                original.add_note("Worker traceback (corelane):\n" + err.remote_traceback.rstrip())
-            raise original from None
+        """The batch's results, or its error: the task's own exception (worker traceback as
+        ``__cause__``, as loky gives it), or WorkerDied / NotPicklable from corelane."""
+        return out.result()
 
     def _launch(self, task: _Task) -> None:
         shared = self._shared

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from engine_tasks import fail_on_five, sigkill_on, sleep_for, square, touch_then_sleep
+from async_tasks import hold_until
+from engine_tasks import fail_on_five, sigkill_on, square, touch_then_sleep
 
 import corelane
 from corelane.engine._async import aimap, asubmit
@@ -34,12 +35,12 @@ def _collect(agen: AsyncIterator[int]) -> list[int]:
     return asyncio.run(run())
 
 
-def test_asubmit_returns_the_result_and_raises_task_errors(pool: corelane.Pool) -> None:
+def test_asubmit_returns_the_result_and_raises_the_tasks_exception(pool: corelane.Pool) -> None:
     async def run() -> int:
         assert await asubmit(pool, pow, 2, 10) == 1024
-        with pytest.raises(corelane.TaskError) as info:
+        with pytest.raises(ValueError, match="bad input 5") as info:  # as Pool.submit raises
             await asubmit(pool, fail_on_five, 5)
-        assert isinstance(info.value.__cause__, ValueError)
+        assert isinstance(info.value.__cause__, corelane.errors.RemoteTraceback)
         return await asubmit(pool, int, "ff", base=16)
 
     assert asyncio.run(run()) == 255
@@ -91,16 +92,20 @@ def test_aimap_errors_name_the_items_index(pool: corelane.Pool) -> None:
 def test_cancelling_the_awaiting_task_cancels_a_queued_call(
     pool: corelane.Pool, tmp_path: Path
 ) -> None:
+    release = str(tmp_path / "release")
+
     async def run() -> None:
-        busy = [asyncio.ensure_future(asubmit(pool, sleep_for, 0.5)) for _ in range(2)]
-        await asyncio.sleep(0.1)  # both workers busy now
+        # Both workers held until we say so, however slowly this machine runs today.
+        busy = [asyncio.ensure_future(asubmit(pool, hold_until, release)) for _ in range(2)]
+        await asyncio.sleep(0.1)
         queued = asyncio.ensure_future(asubmit(pool, touch_then_sleep, (str(tmp_path), 1, 0)))
         await asyncio.sleep(0.05)
         queued.cancel()
         with pytest.raises(asyncio.CancelledError):
             await queued
-        assert await asyncio.gather(*busy) == [0.5, 0.5]
-        await asubmit(pool, square, 1)  # the pool is free again
+        Path(release).touch()
+        assert await asyncio.gather(*busy) == [release, release]
+        assert await asubmit(pool, square, 3) == 9  # the pool is free again
 
     asyncio.run(run())
     assert not (tmp_path / "1").exists()  # the cancelled call never ran

@@ -78,7 +78,8 @@ def test_a_task_error_raises_the_tasks_own_exception() -> None:
     with joblib.parallel_config(backend="corelane", n_jobs=2), \
             pytest.raises(ValueError, match="bad input 7") as info:
         joblib.Parallel()(joblib.delayed(fail_on)(i, 7) for i in range(20))
-    assert any("Worker traceback" in note and "fail_on" in note for note in info.value.__notes__)
+    assert isinstance(info.value.__cause__, corelane.errors.RemoteTraceback)
+    assert "fail_on" in info.value.__cause__.text  # the worker's file and line
 
 
 def test_workers_are_reused_across_calls_unless_reuse_is_off() -> None:
