@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -232,6 +232,21 @@ class Pool(Executor):
         """Like :meth:`imap`, but yields results as they finish."""
         return _flatten(self._start(fn, iterable, Mode.ONE, False, chunksize, progress, timeout,
                                     errors, "task"))
+
+    async def asubmit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``await pool.asubmit(fn, *args)``: :meth:`submit` for asyncio, never blocking the loop.
+        Cancelling the awaiting task cancels the call if it has not started."""
+        from corelane.engine._async import asubmit
+
+        return await asubmit(self, fn, *args, **kwargs)
+
+    def aimap(self, fn: Callable[[Any], Any], iterable: Iterable[Any] | AsyncIterable[Any], *,
+              window: int | None = None, ordered: bool = True) -> AsyncIterator[Any]:
+        """``async for r in pool.aimap(fn, items)``: results as they come (input order unless
+        ``ordered=False``), at most ``window`` items in flight; closing it cancels the rest."""
+        from corelane.engine._async import aimap
+
+        return aimap(self, fn, iterable, window=window, ordered=ordered)
 
     def close(self, timeout: float | None = None) -> None:
         """Finish submitted work, then stop the workers and wait for them.

@@ -179,3 +179,13 @@ def test_a_1ms_ticker_stays_on_time_while_10000_tasks_run(pool: corelane.Pool) -
     # an idle loop later than that, the target cannot be measured here; what corelane must not
     # do then is add more than 2 ms to that noise floor. Both figures are in the message.
     assert busy_p99 < max(5.0, idle_p99 + 2.0), figures
+
+
+def test_pool_methods_are_the_async_front_ends() -> None:
+    async def run(pool: corelane.Pool) -> tuple[int, list[int]]:
+        one = await pool.asubmit(pow, 2, 5)
+        many = [r async for r in pool.aimap(abs, [-1, -2, -3])]
+        return one, many
+
+    with corelane.Pool(2) as pool:
+        assert asyncio.run(run(pool)) == (32, [1, 2, 3])
