@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from corelane.errors import JobNotFound
 from corelane.service.jobs import EventName
 from corelane.service.objects import ObjectStore
 
@@ -22,18 +23,23 @@ log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 SWEEP_EVERY_S = 3600.0  # how often the retention sweep looks for expired jobs
+SWEEP_BATCH = 100  # jobs listed per round of a sweep
 
 
 def remove_files(objects: ObjectStore, items: list[dict[str, Any]]) -> int:
     """Delete the sources and outputs of ``items`` (store rows); returns the files removed."""
     removed = 0
     for item in items:
-        if item.get("source_key") and objects.exists(item["source_key"]):
-            objects.delete(item["source_key"])
-            removed += 1
+        keys = [item.get("source_key")]
+        keys += [info.get("key") for info in (item.get("outputs") or {}).values()]
+        for key in keys:
+            if key and objects.exists(key):
+                objects.delete(key)
+                removed += 1
         item_id = str(item["id"])
         if _ID.match(item_id):
-            # The whole output folder: a retry with other sizes may have left files not listed.
+            # What is left in the item's output folder: a retry with other sizes leaves files
+            # the row no longer lists.
             folder = objects.root / "out" / item_id[:2] / item_id
             if folder.is_dir():
                 removed += sum(1 for p in folder.iterdir() if p.is_file())
@@ -41,13 +47,17 @@ def remove_files(objects: ObjectStore, items: list[dict[str, Any]]) -> int:
     return removed
 
 
-def delete_job(service: Any, job_id: str) -> int:
+def delete_job(service: Any, job_id: str, ended_before: float | None = None) -> int | None:
     """Delete a job that is not running, its items and files; tell the clients; returns files removed.
+
+    With ``ended_before``, only if the job still ended before then (None: it was left alone).
 
     Raises:
         JobNotFound: no such job. ServiceError (409): the job is running.
     """
-    items = service.store.delete_job(job_id)
+    items = service.store.delete_job(job_id, ended_before)
+    if items is None:
+        return None
     removed = remove_files(service.objects, items)
     service.publish(EventName.JOB_DELETED, job_id, {"job_id": job_id})
     return removed
@@ -57,14 +67,19 @@ def sweep(service: Any, keep_days: float, now: float | None = None) -> list[str]
     """Delete every finished job that ended more than ``keep_days`` ago; returns their ids."""
     cutoff = (time.time() if now is None else now) - keep_days * 86400
     deleted: list[str] = []
-    while batch := service.store.ended_before(cutoff):
+    while batch := service.store.ended_before(cutoff, limit=SWEEP_BATCH):
         for job_id in batch:
             try:
-                delete_job(service, job_id)
-            except Exception:  # noqa: BLE001 - one bad job must not stop the sweep
+                # A job retried since it was listed is queued again: left alone.
+                if delete_job(service, job_id, ended_before=cutoff) is not None:
+                    deleted.append(job_id)
+            except JobNotFound:
+                pass  # deleted by hand meanwhile
+            except Exception:  # noqa: BLE001 - one bad job must not stop the service
                 log.exception("retention: could not delete job %s", job_id)
                 return deleted
-            deleted.append(job_id)
+        if len(batch) < SWEEP_BATCH:
+            break
     if deleted:
         log.info("retention: deleted %d job(s) that ended over %g day(s) ago",
                  len(deleted), keep_days)

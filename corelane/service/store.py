@@ -305,8 +305,13 @@ class Store:
 
     # ------------------------------------------------------------------ deleting
 
-    def delete_job(self, job_id: str) -> list[dict[str, Any]]:
+    def delete_job(self, job_id: str, ended_before: float | None = None
+                   ) -> list[dict[str, Any]] | None:
         """Delete a job that is not running, with its items; returns the items (for their files).
+
+        With ``ended_before`` (the retention sweep) only a job that still is finished and ended
+        before that time goes; otherwise (say it was retried meanwhile) nothing changes and the
+        answer is None.
 
         Raises:
             JobNotFound: no such job. ServiceError (409): the job is running (cancel it first).
@@ -315,8 +320,13 @@ class Store:
             row = conn.execute(sa.select(jobs.c.state).where(jobs.c.id == job_id)).first()
             if row is None:
                 raise JobNotFound(f"no job {job_id!r}")
-            res = conn.execute(jobs.delete().where(jobs.c.id == job_id,
-                                                   jobs.c.state != JobState.RUNNING.value))
+            where = [jobs.c.id == job_id, jobs.c.state != JobState.RUNNING.value]
+            if ended_before is not None:
+                where += [jobs.c.state.in_([s.value for s in JobState if s.finished]),
+                          jobs.c.finished_at < ended_before]
+            res = conn.execute(jobs.delete().where(*where))
+            if res.rowcount != 1 and ended_before is not None:
+                return None
             if res.rowcount != 1:
                 raise ServiceError(f"job {job_id} is running: cancel it, then delete it",
                                    status=409)

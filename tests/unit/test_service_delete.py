@@ -128,3 +128,23 @@ def test_keep_days_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="keep_days"):
         ServiceConfig(keep_days=0)
+
+
+def test_the_sweep_leaves_a_job_that_was_retried_after_it_was_listed(tmp_path: Path) -> None:
+    from corelane.service.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    try:
+        rows = [{"id": "a" * 32, "idx": 0, "name": "a.jpg", "source_key": "src/aa/" + "a" * 32}]
+        store.create_job("b" * 32, {"sizes": [64]}, rows)
+        store.cancel_job("b" * 32)
+        cutoff = time.time() + 1
+        assert store.ended_before(cutoff) == ["b" * 32]
+        store.retry_job("b" * 32)  # a person retries it just before the sweep reaches it
+        assert store.delete_job("b" * 32, ended_before=cutoff) is None
+        assert store.get_job("b" * 32)["state"] == "queued"
+        with pytest.raises(Exception, match="no job"):
+            store.delete_job("c" * 32, ended_before=cutoff)
+        assert store.delete_job("b" * 32) is not None  # by hand: a queued job may go
+    finally:
+        store.close()
