@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import imaging_samples as samples
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,25 +71,60 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path: Path) -> None:
     assert _group_gone(proc.pid), "a worker outlived the interrupted command"
 
 
-def test_failed_lines_do_not_run_into_the_progress_bar(tmp_path: Path) -> None:
+def _run_with_stderr(args: list[str], tty: bool) -> tuple[int, str, str]:
+    """Run ``corelane`` with stderr a pipe, or a pseudo-terminal as in an interactive shell."""
+    cmd = [sys.executable, "-m", "corelane", *args]
+    if not tty:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        return proc.returncode, proc.stdout, proc.stderr
+    import pty
+
+    master, slave = pty.openpty()
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # 100 columns
+    child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    stdout = child.stdout.read() if child.stdout else ""
+    child.wait(60)
+    if child.stdout:
+        child.stdout.close()
+    return child.returncode, stdout, b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["piped", "terminal"])
+def test_failed_lines_do_not_run_into_the_progress_bar(tmp_path: Path, tty: bool) -> None:
     src = tmp_path / "in"
     src.mkdir()
     for i in range(3):
         (src / f"ok{i}.jpg").write_bytes(samples.photo_jpeg(400, 300, seed=i))
     for name in ("bad1.jpg", "bad2.jpg"):
         (src / name).write_bytes(samples.text_file())
-    proc = _corelane("images", str(src), "--out", str(tmp_path / "out"), "--workers", "2",
-                     "--sizes", "64")  # the bar on, stderr a pipe
-    assert proc.returncode == 1
-    failed_lines = [line for line in proc.stderr.split("\n") if "FAILED" in line]
-    assert len(failed_lines) == 2, proc.stderr
+    code, stdout, stderr = _run_with_stderr(
+        ["images", str(src), "--out", str(tmp_path / "out"), "--workers", "2", "--sizes", "64"],
+        tty)  # the bar on
+    assert code == 1
+    failed_lines = [line for line in stderr.split("\n") if "FAILED" in line]
+    assert len(failed_lines) == 2, stderr
     for line in failed_lines:
         # What a terminal shows is the text after the last carriage return; before it the bar
-        # was wiped (spaces only), so FAILED starts its own line.
+        # was wiped (spaces only, or tqdm's erase-line escape), so FAILED starts its own line.
         *before, shown = line.split("\r")
         assert shown.startswith("FAILED ") and "not an image" in shown, repr(line)
-        assert not before or before[-1].strip() == "", repr(line)
-    assert "processed 3 of 5 images (2 failed)" in proc.stdout
+        assert not before or before[-1].replace("\x1b[A", "").strip() == "", repr(line)
+    assert "processed 3 of 5 images (2 failed)" in stdout
 
 
 def test_a_missing_input_says_so_exits_2_and_creates_nothing(tmp_path: Path) -> None:
