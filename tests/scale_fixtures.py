@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import imaging_samples as samples
+import pytest
 import redis
 from servers import RedisServer, start_redis
 from service_fixtures import ServerProcess, _wait_group_gone
@@ -117,8 +118,10 @@ class WorkerProcess:
         self.kill()
 
 
-def redis_for_test() -> Iterator[RedisServer]:
-    """Body of a test module's ``broker`` fixture: a redis-server of its own, then stopped."""
+@pytest.fixture(name="broker")
+def broker_fixture() -> Iterator[RedisServer]:
+    """Fixture ``broker``: a redis-server of the test's own, then stopped. Import it into a test
+    module as ``broker_fixture`` (the name the test uses stays ``broker``)."""
     server = start_redis()
     try:
         yield server
@@ -126,9 +129,9 @@ def redis_for_test() -> Iterator[RedisServer]:
         server.stop()
 
 
-def stopped_after_test() -> Iterator[list[Any]]:
-    """Body of a ``cleanup`` fixture: things with a stop(), stopped in reverse order, whatever
-    happened."""
+@pytest.fixture(name="cleanup")
+def cleanup_fixture() -> Iterator[list[Any]]:
+    """Fixture ``cleanup``: things with a stop(), stopped in reverse order, whatever happened."""
     things: list[Any] = []
     yield things
     for thing in reversed(things):

@@ -1,6 +1,7 @@
 """Real servers for integration tests, each started by the test run on a free loopback port.
 
-``redis_server()`` runs ``redis-server --port N --save ""``; ``postgres_server()`` creates a
+``redis_server()`` runs ``redis-server --port N --save ""``; ``moto_server()`` runs moto's
+S3-compatible HTTP server (``moto_server``, from the test extra); ``postgres_server()`` creates a
 throw-away PostgreSQL cluster with ``initdb`` in a temp dir (as the ``postgres`` user when we are
 root, since PostgreSQL refuses to run as root). When the program is missing the tests skip
 locally, and fail under ``CI=true`` (CI must install it: see scripts/ensure-system-deps.sh).
@@ -14,10 +15,12 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -140,3 +143,49 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         subprocess.run(_as_postgres([*ctl, "-m", "immediate", "stop"]), capture_output=True, timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# Credentials moto accepts (any); set for the test process and passed to the servers it starts.
+S3_TEST_ENV = {"AWS_ACCESS_KEY_ID": "corelane-test", "AWS_SECRET_ACCESS_KEY": "corelane-test",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@dataclass
+class MotoServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint,
+                            aws_access_key_id=S3_TEST_ENV["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=S3_TEST_ENV["AWS_SECRET_ACCESS_KEY"],
+                            region_name=S3_TEST_ENV["AWS_DEFAULT_REGION"])
+
+    def env(self) -> dict[str, str]:
+        """What a corelane process needs to use this server."""
+        return {**S3_TEST_ENV, "CORELANE_S3_ENDPOINT_URL": self.endpoint}
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[MotoServer]:
+    beside = os.path.join(os.path.dirname(sys.executable), "moto_server")
+    exe = shutil.which("moto_server") or require(beside, "moto's S3 server (pip install moto[server])")
+    port = free_port()
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, timeout=30)
+        yield MotoServer(port, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

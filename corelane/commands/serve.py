@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", dest="broker_url",
                         help="Redis URL: run items on `corelane worker` hosts via Celery "
                              "(default: embedded, this machine's cores)")
+    parser.add_argument("--objects", dest="objects_url",
+                        help="s3://bucket/prefix: keep uploads and outputs in S3 (endpoint: "
+                             "CORELANE_S3_ENDPOINT_URL; credentials: AWS_* variables); default "
+                             "the data dir")
     parser.add_argument("--visibility-timeout", type=float,
                         help="with --broker: seconds before an unacknowledged task is redelivered")
     parser.add_argument("--allowed-host", dest="allowed_hosts", action="append", metavar="NAME",
@@ -47,6 +51,7 @@ def build_config(args: argparse.Namespace) -> ServiceConfig:
                                   workers=args.workers, db_url=args.db_url, threads=args.threads,
                                   broker_url=args.broker_url,
                                   visibility_timeout=args.visibility_timeout,
+                                  objects_url=args.objects_url,
                                   allowed_hosts=tuple(args.allowed_hosts or ()) or None,
                                   keep_days=args.keep_days)
 

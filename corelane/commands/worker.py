@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--visibility-timeout", type=float,
                         help="seconds before Redis hands a vanished host's task to another "
                              "worker (default 3600)")
+    parser.add_argument("--objects", dest="objects_url",
+                        help="s3://bucket/prefix for uploads and outputs, the same as `corelane "
+                             "serve --objects` (endpoint: CORELANE_S3_ENDPOINT_URL); then no "
+                             "shared data dir is needed")
     parser.add_argument("--name", help="this worker's name in the workers view "
                                        "(default HOST-PID)")
     parser.add_argument("--loglevel", default="INFO", help="Celery log level (default INFO)")
@@ -36,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = ServiceConfig.from_env(broker_url=args.broker_url, db_url=args.db_url,
                                         data_dir=args.data_dir,
-                                        visibility_timeout=args.visibility_timeout)
+                                        visibility_timeout=args.visibility_timeout,
+                                        objects_url=args.objects_url)
     except ValueError as exc:
         print(f"corelane worker: {exc}", file=sys.stderr)
         return 2
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         ENV_PREFIX + "DATA_DIR": str(config.data_dir.resolve()),
         ENV_PREFIX + "DB_URL": config.database_url,
         ENV_PREFIX + "VISIBILITY_TIMEOUT": str(config.visibility_timeout),
+        ENV_PREFIX + "OBJECTS_URL": config.objects_url or "",
         "CORELANE_WORKER_NAME": name,
     })
     app = make_celery(config)

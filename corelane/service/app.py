@@ -21,7 +21,7 @@ from corelane.service.bus import Bus, BusEvent, LocalBus
 from corelane.service.config import ServiceConfig
 from corelane.service.guard import TOKEN_COOKIE, HostGuard, origin_ok, token_matches, token_ok
 from corelane.service.jobs import EventName
-from corelane.service.objects import ObjectStore
+from corelane.service.objects import ObjectStore, open_objects
 from corelane.service.retention import RetentionSweeper
 from corelane.service.runners.local import LocalRunner
 from corelane.service.store import Store
@@ -101,7 +101,7 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     store = Store(config.database_url)
-    objects = ObjectStore(config.data_dir / "objects")
+    objects = open_objects(config)  # the data dir, or S3 (objects.py)
     bus: Bus
     if config.broker_url:
         # Distributed: events from any worker host arrive over Redis pub/sub, and Socket.IO

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "CORELANE_"
+BROKER_SCHEMES = ("redis://", "rediss://")
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
@@ -94,6 +95,9 @@ class ServiceConfig:
             everything embedded (the local runner on this machine's cores).
         visibility_timeout: seconds after which Redis hands an unacknowledged task (its worker
             host vanished) to another worker; longer than the slowest image.
+        objects_url: where uploads and outputs live: unset keeps them under
+            ``<data_dir>/objects``; ``s3://bucket/prefix`` keeps them in S3 (endpoint from
+            ``CORELANE_S3_ENDPOINT_URL``), so worker hosts need no shared directory.
     """
 
     host: str = "127.0.0.1"
@@ -117,6 +121,7 @@ class ServiceConfig:
     run_jobs: bool = True
     broker_url: str | None = None
     visibility_timeout: float = 3600.0
+    objects_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -133,8 +138,15 @@ class ServiceConfig:
             object.__setattr__(self, "api_token", None)
         if self.broker_url == "":
             object.__setattr__(self, "broker_url", None)
-        if self.broker_url is not None and not self.broker_url.startswith(("redis://", "rediss://")):
-            raise ValueError(f"broker must be a redis:// URL, got {self.broker_url!r}")
+        if self.broker_url is not None and not self.broker_url.startswith(BROKER_SCHEMES):
+            from corelane.service.runners.brokers import mask_url
+
+            raise ValueError("broker must be a redis:// or rediss:// URL, got "
+                             f"{mask_url(self.broker_url)!r}")
+        if self.objects_url == "":
+            object.__setattr__(self, "objects_url", None)
+        if self.objects_url is not None and not self.objects_url.startswith("s3://"):
+            raise ValueError(f"objects must be an s3://bucket/prefix URL, got {self.objects_url!r}")
         if self.visibility_timeout <= 0:
             raise ValueError("visibility_timeout must be > 0 seconds")
         if self.keep_days is not None and self.keep_days <= 0:

@@ -1,9 +1,17 @@
-"""Where uploaded and produced files live: a local directory, files named by generated ids.
+"""Where uploaded and produced files live: a local directory (default) or an S3 bucket.
 
 A client's file name never becomes a path (``secure_filename`` can empty it, or make two uploads
 collide); it is kept as metadata in the store only. Keys are validated against a strict pattern
-before any path is built, and every write goes to a temp file first and is renamed into place,
-so a crash never leaves a half-written file under a final name.
+before any path or object name is built, and every local write goes to a temp file first and is
+renamed into place, so a crash never leaves a half-written file under a final name.
+
+``open_objects(config)`` picks the store: ``objects_url`` unset keeps files under
+``<data_dir>/objects``; ``s3://bucket/prefix`` keeps them in S3 (any S3-compatible server: set
+``CORELANE_S3_ENDPOINT_URL``; credentials and region come from the usual ``AWS_*`` variables or
+files), so worker hosts need no shared directory. Both stores offer the same methods; the S3 one
+keeps a read-through cache under ``<data_dir>/objects-cache`` so ``path(key)`` still gives a
+local file (for sending a download, zipping, or decoding a source). A PUT to S3 is atomic: an
+object is either absent or complete.
 """
 
 from __future__ import annotations
@@ -13,7 +21,10 @@ import os
 import re
 import secrets
 import tempfile
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 _KEY = re.compile(r"^(src|out)/[0-9a-f]{2}/[0-9a-f]{32}(/[0-9]{1,5}\.[a-z]{3,4})?$")
 
@@ -48,6 +59,15 @@ class ObjectStore:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def location(self) -> str:
+        """What a worker passes to :func:`open_location` to reach this store."""
+        return str(self.root)
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` (atomically; an existing object is replaced)."""
+        write_atomic(self.path(key), data)
+
     def path(self, key: str) -> Path:
         """The file for ``key``.
 
@@ -62,7 +82,7 @@ class ObjectStore:
         """Store an uploaded file under a new key and return the key."""
         oid = new_id()
         key = f"src/{oid[:2]}/{oid}"
-        write_atomic(self.path(key), data)
+        self.put(key, data)
         return key
 
     @staticmethod
@@ -86,3 +106,92 @@ class ObjectStore:
 
     def delete(self, key: str) -> None:
         _unlink_quiet(str(self.path(key)))
+
+
+class S3ObjectStore(ObjectStore):
+    """Objects in ``s3://bucket/prefix``, with a local read-through cache under ``cache``."""
+
+    def __init__(self, url: str, cache: Path | str, endpoint_url: str | None = None) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"not an S3 URL (s3://bucket/prefix): {url!r}")
+        super().__init__(cache)
+        self.url = url
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.endpoint_url = endpoint_url or os.environ.get("CORELANE_S3_ENDPOINT_URL") or None
+        self._client: Any = None
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3", endpoint_url=self.endpoint_url)
+        return self._client
+
+    def name(self, key: str) -> str:
+        """The S3 object name of ``key`` (validated like a local path)."""
+        super().path(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.name(key), Body=data)
+        write_atomic(super().path(key), data)  # this host will likely read it back
+
+    def path(self, key: str) -> Path:
+        """A local copy of ``key`` (downloaded on first use; objects never change in place)."""
+        local = super().path(key)
+        if not local.is_file():
+            write_atomic(local, self.read(key))
+        return local
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.name(key))
+            return True
+        except self.client.exceptions.ClientError:
+            return False
+
+    def read(self, key: str) -> bytes:
+        body = self.client.get_object(Bucket=self.bucket, Key=self.name(key))["Body"]
+        return bytes(body.read())
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.name(key))
+        super().delete(key)
+
+    def keys(self, under: str = "") -> list[str]:
+        """Every key stored under ``under`` (e.g. ``"out/"``), sorted."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        out: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base + under):
+            out.extend(obj["Key"][len(base):] for obj in page.get("Contents", []))
+        return sorted(out)
+
+
+def open_location(location: str, cache: Path | str) -> ObjectStore:
+    """The store at ``location``: an ``s3://`` URL or a local directory."""
+    if location.startswith("s3://"):
+        return S3ObjectStore(location, cache)
+    return ObjectStore(location)
+
+
+@lru_cache(maxsize=4)
+def cached_location(location: str, cache: str) -> ObjectStore:
+    """:func:`open_location`, one per process (engine and Celery workers reuse the client)."""
+    return open_location(location, cache)
+
+
+def open_objects(config: Any) -> ObjectStore:
+    """The object store ``config`` asks for (``objects_url``; default the local data dir)."""
+    url = getattr(config, "objects_url", None)
+    data_dir = Path(config.data_dir)
+    if url:
+        return open_location(url, data_dir / "objects-cache")
+    return ObjectStore(data_dir / "objects")

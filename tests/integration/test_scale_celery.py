@@ -10,37 +10,24 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import imaging_samples as samples
-import pytest
 import redis
-from scale_fixtures import (
+from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
     Listener,
     WorkerProcess,
     assert_complete_once,
+    broker_fixture,
+    cleanup_fixture,
     photos,
-    redis_for_test,
     serve,
-    stopped_after_test,
     wait_for,
     wait_job,
     worker_counts,
 )
 from servers import RedisServer, postgres_server
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    yield from redis_for_test()
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    yield from stopped_after_test()
-
 
 
 def test_job_runs_across_two_worker_commands(tmp_path: Path, broker: RedisServer,

@@ -8,27 +8,21 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scale_fixtures import (
+from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
     WorkerProcess,
+    cleanup_fixture,
     photos,
     serve,
-    stopped_after_test,
     wait_for,
     wait_job,
 )
 from servers import start_redis
 
 PASSWORD = "s3cret-Pa55word"
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    yield from stopped_after_test()
 
 
 def _status(url: str) -> tuple[int, str]:

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import imaging_samples as samples
-import pytest
 import redis
-from scale_fixtures import (
+from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
     BOOM_SIZE,
     SLOW_SIZE,
     WorkerProcess,
-    redis_for_test,
+    broker_fixture,
+    cleanup_fixture,
     serve,
-    stopped_after_test,
     wait_for,
     wait_job,
 )
@@ -35,16 +33,6 @@ from corelane.service.runners.policy import gave_up_text, timeout_text
 
 ITEM_TIMEOUT = 3.0
 POLICY_ENV = {"CORELANE_ITEM_TIMEOUT": str(ITEM_TIMEOUT), "CORELANE_MAX_ATTEMPTS": "1"}
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    yield from redis_for_test()
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    yield from stopped_after_test()
 
 
 def inputs() -> dict[str, bytes]:

@@ -9,21 +9,20 @@ image (``item_delay``) so that the failure really lands mid-job on a busy machin
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 import redis
-from scale_fixtures import (
+from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
     Listener,
     WorkerProcess,
     assert_complete_once,
+    broker_fixture,
+    cleanup_fixture,
     photos,
-    redis_for_test,
     serve,
-    stopped_after_test,
     wait_for,
     wait_job,
     worker_counts,
@@ -31,16 +30,6 @@ from scale_fixtures import (
 from servers import RedisServer, start_redis
 
 KILL_DEADLINE_S = 60.0  # the promise: the job completes within a minute of the kill
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    yield from redis_for_test()
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[Any]]:
-    yield from stopped_after_test()
 
 
 def _busy(broker_url: str, name: str) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corelane.service.objects import ObjectStore, write_atomic
+from corelane.service.objects import ObjectStore, cached_location, write_atomic
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ItemTask:
     root: str  # the object store's root
     options: Any  # corelane.imaging.ProcessOptions
     limits: Any  # corelane.imaging.ImageLimits
+    objects: str = ""  # where outputs go when not under ``root``: an s3:// URL (objects.py)
 
 
 def init_worker(nice: int) -> None:
@@ -46,11 +47,15 @@ def process_item(task: ItemTask) -> dict[str, Any]:
     data = Path(task.source).read_bytes()
     result = process_image(data, task.options, task.limits)
     root = Path(task.root)
+    store = cached_location(task.objects, task.root) if task.objects else None
     ext = result.extension
     outputs: dict[str, Any] = {}
     for size, blob in sorted(result.outputs.items(), reverse=True):
         key = ObjectStore.output_key(task.item_id, size, ext)
-        write_atomic(root / key, blob)
+        if store is not None:
+            store.put(key, blob)
+        else:
+            write_atomic(root / key, blob)
         w, h = result.output_dims.get(size, (None, None))
         outputs[str(size)] = {"key": key, "width": w, "height": h, "bytes": len(blob)}
     return {

@@ -42,7 +42,7 @@ from corelane.errors import JobNotFound
 from corelane.service.bus import Bus, BusEvent
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
-from corelane.service.objects import ObjectStore
+from corelane.service.objects import ObjectStore, open_objects
 from corelane.service.reconcile import Reconciler, mark_dispatching, resync_clients
 from corelane.service.runners import registry
 from corelane.service.runners._claim import claim_jobs
@@ -122,9 +122,8 @@ def _context() -> _WorkerContext:
     config = ServiceConfig.from_env()
     assert config.broker_url, "corelane worker sets CORELANE_BROKER_URL for its children"
     name = os.environ.get("CORELANE_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-    return _WorkerContext(config, Store(config.database_url),
-                          ObjectStore(config.data_dir / "objects"), RedisBus(config.broker_url),
-                          name, _redis(config))
+    return _WorkerContext(config, Store(config.database_url), open_objects(config),
+                          RedisBus(config.broker_url), name, _redis(config))
 
 
 def process_item_task(job_id: str, item_id: str, limits: dict[str, Any] | None = None) -> str:
@@ -155,9 +154,11 @@ def process_item_task(job_id: str, item_id: str, limits: dict[str, Any] | None =
         name = EventName.ITEM_FAILED
     else:
         try:
+            objects = ctx.objects
             summary = process_item(ItemTask(
-                item["id"], str(ctx.objects.path(item["source_key"])), str(ctx.objects.root),
-                decode_options(job["options"]), caps.image_limits()))
+                item["id"], str(objects.path(item["source_key"])), str(objects.root),
+                decode_options(job["options"]), caps.image_limits(),
+                objects.location if objects.location != str(objects.root) else ""))
         except SoftTimeLimitExceeded:
             if retry_or_give_up(attempts, caps.max_attempts):
                 raise Reject("item timeout; trying again", requeue=True) from None
