@@ -47,6 +47,13 @@ def mean_colour(rgb: np.ndarray, weights: np.ndarray) -> list[int]:
     return [int(round(v)) for v in mean]
 
 
+def _sq_dist(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Squared distances (N, K) by |p|^2 - 2 p.c + |c|^2: one matrix product, no (N, K, 3)."""
+    return (
+        (points**2).sum(axis=1)[:, None] - 2.0 * points @ centres.T + (centres**2).sum(axis=1)[None, :]
+    )
+
+
 def dominant_colours(rgb: np.ndarray, weights: np.ndarray, k: int = DOMINANT_K) -> list[dict[str, Any]]:
     """The ``k`` main colours with the fraction of the picture each covers (largest first).
 
@@ -80,7 +87,7 @@ def dominant_colours(rgb: np.ndarray, weights: np.ndarray, k: int = DOMINANT_K) 
         d2 = np.minimum(d2, ((points - points[best]) ** 2).sum(axis=1))
     c = np.array(centres, dtype=np.float64)
     for _ in range(KMEANS_ITERATIONS):
-        labels = ((points[:, None, :] - c[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+        labels = _sq_dist(points, c).argmin(axis=1)
         totals = np.bincount(labels, weights=mass, minlength=len(c))
         new: np.ndarray = np.stack(
             [np.bincount(labels, weights=points[:, ch] * mass, minlength=len(c)) for ch in range(3)],
@@ -93,7 +100,7 @@ def dominant_colours(rgb: np.ndarray, weights: np.ndarray, k: int = DOMINANT_K) 
             c = new
             break
         c = new
-    labels = ((points[:, None, :] - c[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    labels = _sq_dist(points, c).argmin(axis=1)
     totals = np.bincount(labels, weights=mass, minlength=len(c))
     whole = float(totals.sum())
     order = np.argsort(-totals)
