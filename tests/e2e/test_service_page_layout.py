@@ -111,6 +111,8 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                     expect(page.locator("#jv-stats")).to_contain_text("1 processing")
                     _no_sideways_scroll(page, width, f"running job view at {width}")
                     page.screenshot(path=str(ARTIFACTS / f"service-job-running-{width}.png"))
+                    page.keyboard.press("Escape")  # closes the job view
+                    expect(page.locator("#job-view")).to_be_hidden()
 
                     page.goto(server.url + "/workers")
                     expect(page.locator("#workers-body tr td").first).not_to_have_text(

@@ -378,6 +378,9 @@
   $("jv-retry").onclick = async () => { if (currentJob && await post(`/api/jobs/${currentJob}/retry`)) socket.emit("join", { job_id: currentJob }); };
   $("jv-delete").onclick = () => currentJob && deleteJob(currentJob);
   $("jv-close").onclick = closeJob;
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && currentJob && !e.target.closest("input, select, textarea")) closeJob();
+  });
 
   window.corelanePage = {
     fmtBytes, plural,
