@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system programs the integration and browser tests use (redis-server, PostgreSQL,
-# Debian's chromium), when they are missing and we may (root with apt-get). Elsewhere it only says
-# what is missing: the tests then skip those parts locally, and fail under CI=true.
+# rabbitmq-server, Debian's chromium), when they are missing and we may (root with apt-get).
+# Elsewhere it only says what is missing: the tests then skip those parts locally, and fail under
+# CI=true.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The tests start their own node (own ports, config, data); the package's service is not used.
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
 if [ ${#need[@]} -eq 0 ]; then

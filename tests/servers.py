@@ -1,7 +1,8 @@
 """Real servers for integration tests, each started by the test run on a free loopback port.
 
 ``redis_server()`` runs ``redis-server --port N --save ""``; ``moto_server()`` runs moto's
-S3-compatible HTTP server (``moto_server``, from the test extra); ``postgres_server()`` creates a
+S3-compatible HTTP server (``moto_server``, from the test extra); ``rabbitmq_server()`` runs a
+rabbitmq-server node of its own (name, ports, config, data); ``postgres_server()`` creates a
 throw-away PostgreSQL cluster with ``initdb`` in a temp dir (as the ``postgres`` user when we are
 root, since PostgreSQL refuses to run as root). When the program is missing the tests skip
 locally, and fail under ``CI=true`` (CI must install it: see scripts/ensure-system-deps.sh).
@@ -13,6 +14,7 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -189,3 +191,77 @@ def moto_server() -> Iterator[MotoServer]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@dataclass
+class RabbitServer:
+    port: int
+    proc: subprocess.Popen[bytes]
+    base: str
+
+    @property
+    def url(self) -> str:
+        return f"amqp://corelane:{RABBIT_PASSWORD}@127.0.0.1:{self.port}//"
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+RABBIT_PASSWORD = "corelane-rabbit-pw"
+
+
+def start_rabbitmq(timeout: float = 90.0) -> RabbitServer:
+    """A throw-away rabbitmq-server node: its own name, ports, config and data in a temp dir.
+
+    Nothing of a system RabbitMQ is used (not its port 5672, config, plugins or data); only the
+    Erlang port mapper daemon (epmd) is shared, as every node on a host shares it.
+    """
+    exe = require("/usr/lib/rabbitmq/bin/rabbitmq-server", "RabbitMQ")
+    base = tempfile.mkdtemp(prefix="corelane-rabbit-")
+    port, dist = free_port(), free_port()
+    name = f"corelane{port}@localhost"
+    config = os.path.join(base, "rabbitmq.conf")
+    with open(config, "w") as f:
+        f.write(f"listeners.tcp.local = 127.0.0.1:{port}\n"
+                f"default_user = corelane\ndefault_pass = {RABBIT_PASSWORD}\n"
+                "loopback_users = none\n")
+    plugins = os.path.join(base, "enabled_plugins")
+    with open(plugins, "w") as f:
+        f.write("[].\n")
+    env_file = os.path.join(base, "rabbitmq-env.conf")
+    open(env_file, "w").close()  # noqa: SIM115 - an empty file: ignore the system's env file
+    env = {**os.environ, "RABBITMQ_NODENAME": name, "RABBITMQ_NODE_PORT": str(port),
+           "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_DIST_PORT": str(dist),
+           "RABBITMQ_MNESIA_BASE": os.path.join(base, "mnesia"),
+           "RABBITMQ_LOG_BASE": os.path.join(base, "log"), "RABBITMQ_CONFIG_FILE": config,
+           "RABBITMQ_ENABLED_PLUGINS_FILE": plugins, "RABBITMQ_CONF_ENV_FILE": env_file,
+           "ERL_EPMD_ADDRESS": "127.0.0.1",
+           "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}"}
+    log = open(os.path.join(base, "server.log"), "wb")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen([exe], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=base,
+                            start_new_session=True)
+    log.close()
+    server = RabbitServer(port, proc, base)
+    try:
+        wait_port(port, timeout)
+    except TimeoutError:
+        server.stop()
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def rabbitmq_server() -> Iterator[RabbitServer]:
+    server = start_rabbitmq()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -27,8 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                     "data dir; postgresql+psycopg://... works)")
     parser.add_argument("--threads", type=int, help="web server threads (default 64)")
     parser.add_argument("--broker", dest="broker_url",
-                        help="Redis URL: run items on `corelane worker` hosts via Celery "
-                             "(default: embedded, this machine's cores)")
+                        help="redis://... or amqp://...: run items on `corelane worker` hosts "
+                             "via Celery (default: embedded, this machine's cores)")
+    parser.add_argument("--redis", dest="redis_url",
+                        help="with an amqp:// --broker: Redis URL for progress and the worker "
+                             "registry (default: the broker when it is Redis)")
     parser.add_argument("--objects", dest="objects_url",
                         help="s3://bucket/prefix: keep uploads and outputs in S3 (endpoint: "
                              "CORELANE_S3_ENDPOINT_URL; credentials: AWS_* variables); default "
@@ -51,7 +54,7 @@ def build_config(args: argparse.Namespace) -> ServiceConfig:
                                   workers=args.workers, db_url=args.db_url, threads=args.threads,
                                   broker_url=args.broker_url,
                                   visibility_timeout=args.visibility_timeout,
-                                  objects_url=args.objects_url,
+                                  objects_url=args.objects_url, redis_url=args.redis_url,
                                   allowed_hosts=tuple(args.allowed_hosts or ()) or None,
                                   keep_days=args.keep_days)
 

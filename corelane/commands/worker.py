@@ -1,8 +1,10 @@
 """``corelane worker``: run image items from the broker on this host (Celery prefork pool).
 
-Start any number of these, on any hosts that reach the broker, the database and the data dir
-(a shared directory): ``corelane worker --broker redis://HOST:6379/0 --db postgresql+psycopg://...
---data-dir /shared/corelane-data --concurrency 8``.
+Start any number of these, on any hosts that reach the broker, the database and the objects (a
+shared data dir, or ``--objects s3://bucket/prefix``): ``corelane worker --broker
+redis://HOST:6379/0 --db postgresql+psycopg://... --data-dir /shared/corelane-data
+--concurrency 8``. With RabbitMQ: ``--broker amqp://USER:PASS@HOST:5672// --redis
+redis://HOST:6379/0`` (tasks over AMQP, progress and the worker registry over Redis).
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import threading
 from pathlib import Path
 
 from corelane.service.config import ENV_PREFIX, ServiceConfig
+from corelane.service.runners.brokers import mask_url
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", dest="broker_url",
-                        help="Redis URL of the broker (or CORELANE_BROKER_URL)")
+                        help="broker URL: redis://HOST:6379/0 or amqp://USER:PASS@HOST:5672// "
+                             "(or CORELANE_BROKER_URL)")
+    parser.add_argument("--redis", dest="redis_url",
+                        help="Redis URL for progress and the worker registry (default: the "
+                             "broker when it is Redis; required with amqp://)")
     parser.add_argument("--db", dest="db_url", help="SQLAlchemy URL of the job store (default "
                                                     "SQLite in the data dir)")
     parser.add_argument("--data-dir", type=Path, help="the data dir shared with `corelane serve`")
@@ -38,12 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = ServiceConfig.from_env(broker_url=args.broker_url, db_url=args.db_url,
+        config = ServiceConfig.from_env(broker_url=args.broker_url, redis_url=args.redis_url,
+                                        db_url=args.db_url,
                                         data_dir=args.data_dir,
                                         visibility_timeout=args.visibility_timeout,
                                         objects_url=args.objects_url)
     except ValueError as exc:
-        print(f"corelane worker: {exc}", file=sys.stderr)
+        print(f"corelane worker: {mask_url(str(exc))}", file=sys.stderr)
         return 2
     if not config.broker_url:
         print("corelane worker: --broker redis://HOST:6379/0 is required", file=sys.stderr)
@@ -58,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     # The pool's children read their configuration from the environment (see _context()).
     os.environ.update({
         ENV_PREFIX + "BROKER_URL": config.broker_url,
+        ENV_PREFIX + "REDIS_URL": config.bus_url or "",
         ENV_PREFIX + "DATA_DIR": str(config.data_dir.resolve()),
         ENV_PREFIX + "DB_URL": config.database_url,
         ENV_PREFIX + "VISIBILITY_TIMEOUT": str(config.visibility_timeout),
@@ -66,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
     })
     app = make_celery(config)
     stop = threading.Event()
-    beat = start_heartbeat(redis_client(config.broker_url), name, concurrency, stop)
+    assert config.bus_url  # ServiceConfig requires one with a broker
+    beat = start_heartbeat(redis_client(config.bus_url), name, concurrency, stop)
     try:
         app.worker_main([
             "worker", "--pool=prefork", f"--concurrency={concurrency}", f"--hostname={name}@%h",

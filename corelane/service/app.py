@@ -108,7 +108,7 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
         # shares rooms through Redis too, so several web processes can serve the same jobs.
         from corelane.service.bus_redis import RedisBus
 
-        bus = RedisBus(config.broker_url)
+        bus = RedisBus(config.bus_url or config.broker_url)
     else:
         bus = LocalBus()
     # engine.io calls this for every handshake that carries an Origin: the page's own origin
@@ -117,7 +117,7 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
                         cors_allowed_origins=lambda origin, environ: origin_ok(config, origin,
                                                                                environ),
                         max_http_buffer_size=64 * 1024, ping_interval=10,
-                        message_queue=config.broker_url)
+                        message_queue=config.bus_url)
     # Outermost: a foreign Host is refused before Flask or Socket.IO sees the request.
     app.wsgi_app = HostGuard(app.wsgi_app, config)  # type: ignore[method-assign]
     service = Service(config, store, objects, bus, socketio)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "CORELANE_"
-BROKER_SCHEMES = ("redis://", "rediss://")
+BROKER_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
@@ -95,6 +95,9 @@ class ServiceConfig:
             everything embedded (the local runner on this machine's cores).
         visibility_timeout: seconds after which Redis hands an unacknowledged task (its worker
             host vanished) to another worker; longer than the slowest image.
+        redis_url: the Redis that carries progress (pub/sub), the worker registry and the
+            reconciler's lock; default the broker when it is Redis. Required with an amqp://
+            broker (RabbitMQ carries the tasks, Redis the progress).
         objects_url: where uploads and outputs live: unset keeps them under
             ``<data_dir>/objects``; ``s3://bucket/prefix`` keeps them in S3 (endpoint from
             ``CORELANE_S3_ENDPOINT_URL``), so worker hosts need no shared directory.
@@ -121,6 +124,7 @@ class ServiceConfig:
     run_jobs: bool = True
     broker_url: str | None = None
     visibility_timeout: float = 3600.0
+    redis_url: str | None = None
     objects_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -141,8 +145,18 @@ class ServiceConfig:
         if self.broker_url is not None and not self.broker_url.startswith(BROKER_SCHEMES):
             from corelane.service.runners.brokers import mask_url
 
-            raise ValueError("broker must be a redis:// or rediss:// URL, got "
+            raise ValueError("broker must be a redis://, rediss:// or amqp:// URL, got "
                              f"{mask_url(self.broker_url)!r}")
+        if self.redis_url == "":
+            object.__setattr__(self, "redis_url", None)
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://")):
+            from corelane.service.runners.brokers import mask_url
+
+            raise ValueError(f"redis_url must be a redis:// URL, got {mask_url(self.redis_url)!r}")
+        if self.broker_url and not self.bus_url:
+            raise ValueError("an amqp:// broker carries the tasks only: also give a Redis URL "
+                             f"for progress and the worker registry ({ENV_PREFIX}REDIS_URL, "
+                             "--redis redis://HOST:6379/0)")
         if self.objects_url == "":
             object.__setattr__(self, "objects_url", None)
         if self.objects_url is not None and not self.objects_url.startswith("s3://"):
@@ -165,6 +179,15 @@ class ServiceConfig:
             if not origin.startswith(("http://", "https://")):
                 raise ValueError(f"an allowed origin looks like https://name[:port], "
                                  f"got {origin!r}")
+
+    @property
+    def bus_url(self) -> str | None:
+        """The Redis of progress events and the worker registry (None when embedded)."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
 
     @property
     def database_url(self) -> str:

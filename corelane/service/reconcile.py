@@ -23,9 +23,12 @@ Nothing here touches an item that a live worker holds or that waits in the queue
 that (re)starts re-sends nothing another node or worker owns. Attempts stay bounded as before:
 every delivery counts one in the store, and past ``max_attempts`` the worker fails the item.
 
-With an AMQP broker the server itself requeues the messages of a consumer whose connection
-dropped, and its queue cannot be listed, so only the "finish" rule and "dispatch interrupted"
-rule (a job whose dispatcher died before sending everything) apply there.
+With an AMQP broker (RabbitMQ) the server itself requeues the messages of a consumer whose
+connection dropped, and keeps its durable queue across restarts, but the queue cannot be listed:
+there the dispatcher records what it sent (``corelane:sent:<job>`` in Redis) and the reconciler
+re-sends only queued items that were never sent and no live worker holds (a dispatcher that died
+mid-job). If that Redis loses its data, the unfinished items of running jobs are sent once more
+(redundant deliveries, settled once: the worker skips an item that is no longer queued).
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ LOCK_KEY = "corelane:reconcile"
 LOCK_TTL_S = 15  # a dead lock holder is replaced after this long
 DISPATCHING_KEY = "corelane:dispatching:"  # + job id: a dispatcher is sending this job's items
 DISPATCHING_TTL_S = 30
+SENT_KEY = "corelane:sent:"  # + job id: item ids a dispatcher handed to a non-Redis broker
+SENT_TTL_S = 7 * 24 * 3600
 QUEUE = "corelane"
 UNACKED_KEY = "unacked"  # kombu's Redis transport: delivered, not yet acknowledged
 RESYNC_SLACK_S = 5.0  # jobs that ended this long before the bus loss are resent too (clock skew)
@@ -160,10 +165,12 @@ class Reconciler:
                     self.finish(job_id)
                     done["finished"] += 1
                 continue
-            if self.restore is None:
-                continue  # the broker's contents are unknown: never guess
+            job_known = known
+            if self.restore is None:  # the broker cannot be listed: trust what was sent
+                sent = {m.decode() for m in self.client.smembers(SENT_KEY + job_id)}
+                job_known = sent | set(holds)
             for row in queued:
-                if row["id"] in known or not row["source_key"]:
+                if row["id"] in job_known or not row["source_key"]:
                     continue
                 key = ("resend", row["id"])
                 suspects.add(key)
@@ -190,6 +197,20 @@ class Reconciler:
 def _envelope(raw: bytes) -> Any:
     """kombu stores ``[message, exchange, routing_key]`` as JSON in the unacked hash."""
     return json.loads(raw)[0]
+
+
+def mark_sent(client: Any, job_id: str, item_ids: list[str]) -> None:
+    """Record that these items of ``job_id`` are in the broker's hands (see the docstring)."""
+    if not item_ids:
+        return
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.sadd(SENT_KEY + job_id, *item_ids)
+        pipe.expire(SENT_KEY + job_id, SENT_TTL_S)
+        pipe.execute()
+    except Exception:
+        log.debug("could not record %d sent item(s) of job %s", len(item_ids), job_id,
+                  exc_info=True)
 
 
 def mark_dispatching(client: Any, job_id: str, on: bool) -> None:

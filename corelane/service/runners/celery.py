@@ -43,7 +43,12 @@ from corelane.service.bus import Bus, BusEvent
 from corelane.service.config import ServiceConfig
 from corelane.service.jobs import FINISH_EVENTS, EventName, ItemState, JobState, final_state
 from corelane.service.objects import ObjectStore, open_objects
-from corelane.service.reconcile import Reconciler, mark_dispatching, resync_clients
+from corelane.service.reconcile import (
+    Reconciler,
+    mark_dispatching,
+    mark_sent,
+    resync_clients,
+)
 from corelane.service.runners import registry
 from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, process_item
@@ -68,6 +73,24 @@ DISPATCH_RETRY_MAX_S = 5.0  # backoff cap while the broker is unreachable
 HARD_LIMIT_GRACE_S = 30.0
 
 
+def _transport_options(config: ServiceConfig) -> dict[str, Any]:
+    if not is_redis(config.broker_url):
+        # AMQP: the server requeues a dead consumer's unacknowledged messages by itself (no
+        # visibility timeout); kombu's heartbeats notice a dead connection.
+        return {"confirm_publish": True}
+    return {
+        "visibility_timeout": config.visibility_timeout,
+        # kombu sweeps for expired unacked messages every interval * throttle seconds
+        # (100 s by default); sweep at about a third of the visibility timeout instead.
+        "unacked_restore_interval": max(1, min(10, int(config.visibility_timeout // 3))),
+        "unacked_restore_throttle": 1,
+        # no command may wait forever on a dead connection (kombu's default)
+        "socket_timeout": 10,
+        "socket_connect_timeout": 5,
+        "health_check_interval": 10,
+    }
+
+
 def make_celery(config: ServiceConfig) -> Celery:
     """The Celery app for ``config.broker_url``, configured for no loss and no pickle."""
     if not config.broker_url:
@@ -82,17 +105,7 @@ def make_celery(config: ServiceConfig) -> Celery:
         task_reject_on_worker_lost=True,
         task_default_queue=QUEUE,
         worker_prefetch_multiplier=1,  # a slow image never holds others hostage in a prefetch
-        broker_transport_options={
-            "visibility_timeout": config.visibility_timeout,
-            # kombu sweeps for expired unacked messages every interval * throttle seconds
-            # (100 s by default); sweep at about a third of the visibility timeout instead.
-            "unacked_restore_interval": max(1, min(10, int(config.visibility_timeout // 3))),
-            "unacked_restore_throttle": 1,
-            # no command may wait forever on a dead connection (kombu's default)
-            "socket_timeout": 10,
-            "socket_connect_timeout": 5,
-            "health_check_interval": 10,
-        },
+        broker_transport_options=_transport_options(config),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
@@ -123,7 +136,7 @@ def _context() -> _WorkerContext:
     assert config.broker_url, "corelane worker sets CORELANE_BROKER_URL for its children"
     name = os.environ.get("CORELANE_WORKER_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     return _WorkerContext(config, Store(config.database_url), open_objects(config),
-                          RedisBus(config.broker_url), name, _redis(config))
+                          RedisBus(_bus_url(config)), name, _redis(config))
 
 
 def process_item_task(job_id: str, item_id: str, limits: dict[str, Any] | None = None) -> str:
@@ -205,8 +218,13 @@ def announce(store: Store, bus: Bus, job_id: str) -> None:
 def _redis(config: ServiceConfig) -> Any:
     from corelane.service.bus_redis import redis_client
 
-    assert config.broker_url
-    return redis_client(config.broker_url)
+    return redis_client(_bus_url(config))
+
+
+def _bus_url(config: ServiceConfig) -> str:
+    url = config.bus_url
+    assert url, "a broker config always has a Redis for progress (ServiceConfig checks it)"
+    return url
 
 
 def _tally(ctx: _WorkerContext, field: str, by: int) -> None:
@@ -254,7 +272,7 @@ class CeleryRunner:
         """
         self._client = _redis(self.config)
         self.reconciler = Reconciler(
-            self.store, self._client, send=self._send,
+            self.store, self._client, send=self._resend,
             restore=self._restore if is_redis(self.config.broker_url) else None,
             finish=lambda job_id: announce(self.store, self.bus, job_id))
         on_reconnect = getattr(self.bus, "on_reconnect", None)
@@ -297,6 +315,10 @@ class CeleryRunner:
             mark_dispatching(self._client, job["id"], False)
             self.current_job = None
 
+    def _resend(self, job_id: str, item_id: str) -> None:
+        self._send(job_id, item_id)
+        mark_sent(self._client, job_id, [item_id])
+
     def _send(self, job_id: str, item_id: str) -> None:
         """One task message: the item, with this node's limits and item timeout (policy.py)."""
         limits = ItemLimits.from_config(self.config)
@@ -312,10 +334,12 @@ class CeleryRunner:
     def _dispatch(self, job_id: str) -> None:
         pending = self.store.list_items(job_id, ItemState.QUEUED)
         backoff = 0.1
-        for n, item in enumerate(pending):
+        sent: list[str] = []
+        for item in pending:
             while not self._stop.is_set():
                 try:
                     self._send(job_id, item["id"])
+                    sent.append(item["id"])
                     break
                 except Exception as exc:  # broker unreachable: wait and try the same item again
                     log.warning("cannot reach the broker (%s); retrying in %.1f s",
@@ -323,7 +347,10 @@ class CeleryRunner:
                     mark_dispatching(self._client, job_id, True)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, DISPATCH_RETRY_MAX_S)
-            if n % 200 == 199:
+            if len(sent) >= 200:
+                mark_sent(self._client, job_id, sent)
                 mark_dispatching(self._client, job_id, True)
+                sent = []
+        mark_sent(self._client, job_id, sent)
         if not pending:  # nothing left to run (e.g. requeued after its last item settled)
             announce(self.store, self.bus, job_id)
