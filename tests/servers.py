@@ -59,11 +59,12 @@ class RedisServer:
     port: int
     proc: subprocess.Popen[bytes]
     password: str | None = None
+    tls: bool = False
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -74,11 +75,18 @@ class RedisServer:
             self.proc.wait(5)
 
 
-def start_redis(port: int | None = None, password: str | None = None) -> RedisServer:
-    """redis-server on ``port`` (default: a free one), no persistence, optionally a password."""
+def start_redis(port: int | None = None, password: str | None = None,
+                tls: ServerCerts | None = None) -> RedisServer:
+    """redis-server on ``port`` (default: a free one), no persistence, optionally a password,
+    optionally TLS only (``tls``: the server certificate, signed by a test CA)."""
     exe = require("redis-server", "Redis")
     port = port or free_port()
-    cmd = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    cmd = [exe, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    if tls is not None:
+        cmd += ["--port", "0", "--tls-port", str(port), "--tls-cert-file", tls.cert,
+                "--tls-key-file", tls.key, "--tls-ca-cert-file", tls.ca, "--tls-auth-clients", "no"]
+    else:
+        cmd += ["--port", str(port)]
     if password:
         cmd += ["--requirepass", password]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -87,7 +95,35 @@ def start_redis(port: int | None = None, password: str | None = None) -> RedisSe
     except TimeoutError:
         proc.kill()
         raise
-    return RedisServer(port, proc, password)
+    return RedisServer(port, proc, password, tls is not None)
+
+
+@dataclass
+class ServerCerts:
+    """A throw-away CA and a server certificate for 127.0.0.1/localhost, made with openssl."""
+
+    ca: str
+    cert: str
+    key: str
+
+
+def make_certs(folder: str) -> ServerCerts:
+    openssl = require("openssl", "OpenSSL")
+    ca_key, ca, key, csr, cert = (os.path.join(folder, n) for n in
+                                  ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = os.path.join(folder, "san.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for cmd in (
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+         "-days", "2", "-subj", "/CN=corelane test CA"],
+        [openssl, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+         "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+         "-out", cert, "-days", "2", "-extfile", ext],
+    ):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    return ServerCerts(ca, cert, key)
 
 
 @contextlib.contextmanager

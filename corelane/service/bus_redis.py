@@ -18,7 +18,7 @@ from collections.abc import Callable
 import redis
 
 from corelane.service.bus import BusEvent, Handler, call_handlers
-from corelane.service.runners.brokers import describe, mask_url
+from corelane.service.runners.brokers import describe, mask_url, redis_py_url
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ POLL_S = 0.5  # how long one get_message waits, so close() is noticed promptly
 
 def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:
     """A client with bounded waits: no call blocks forever on a dead connection."""
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+    return redis.Redis.from_url(redis_py_url(url), socket_timeout=timeout, socket_connect_timeout=timeout,
                                 health_check_interval=10, retry_on_timeout=True)
 
 

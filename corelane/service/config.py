@@ -182,11 +182,14 @@ class ServiceConfig:
 
     @property
     def bus_url(self) -> str | None:
-        """The Redis of progress events and the worker registry (None when embedded)."""
+        """The Redis of progress events and the worker registry (None when embedded), its TLS
+        options in redis-py's spelling (see runners/brokers.py)."""
+        from corelane.service.runners.brokers import redis_py_url
+
         if self.redis_url:
-            return self.redis_url
+            return redis_py_url(self.redis_url)
         if self.broker_url and self.broker_url.startswith(("redis://", "rediss://")):
-            return self.broker_url
+            return redis_py_url(self.broker_url)
         return None
 
     @property

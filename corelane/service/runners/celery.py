@@ -52,7 +52,7 @@ from corelane.service.reconcile import (
 from corelane.service.runners import registry
 from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, process_item
-from corelane.service.runners.brokers import is_redis, mask_url
+from corelane.service.runners.brokers import celery_broker_url, celery_ssl, is_redis, mask_url
 from corelane.service.runners.policy import (
     ItemLimits,
     decode_options,
@@ -95,8 +95,9 @@ def make_celery(config: ServiceConfig) -> Celery:
     """The Celery app for ``config.broker_url``, configured for no loss and no pickle."""
     if not config.broker_url:
         raise ValueError("the Celery runner needs a broker URL (--broker redis://HOST:6379/0)")
-    app = Celery("corelane", broker=config.broker_url, set_as_current=False)
+    app = Celery("corelane", broker=celery_broker_url(config.broker_url), set_as_current=False)
     app.conf.update(
+        broker_use_ssl=celery_ssl(config.broker_url),  # rediss://: certificates verified
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
