@@ -54,7 +54,7 @@ from corelane.engine._protocol import (
     unpack_span,
 )
 from corelane.engine._serialize import describe, dumps, loads
-from corelane.engine.chunking import Chunker
+from corelane.engine.chunking import TARGET_SECONDS, Chunker
 from corelane.engine.results import Failure
 from corelane.engine.worker import FN_CACHE, worker_main
 from corelane.errors import (
@@ -77,6 +77,7 @@ CANCEL_GRACE = 0.5  # s a cancelled job's chunk may go on (it stops between item
 STARTUP_FAILURES = 3  # workers dying before they are ready, in a row, before the pool gives up
 INNOCENT_DEATHS = 3  # deaths no stage pins on a chunk before its items are run one by one
 FN_DEATHS = 2  # deaths while loading a run's function before the whole run fails
+SUBMIT_BATCH = 64  # most submits sent as one chunk when a backlog builds (each keeps its Future)
 JOIN_TIMEOUT = 2.0  # s to wait for a worker to exit after SHUTDOWN before it is killed
 
 _job_ids = itertools.count(1)
@@ -129,10 +130,10 @@ class Chunk:
     """Items sent to a worker as one message; ``done`` counts the positions with results."""
 
     __slots__ = ("job", "fn", "indices", "items", "payload", "done", "seq", "innocent", "precise",
-                 "future")
+                 "futures")
 
     def __init__(self, job: Job, fn: Fn, indices: list[int], items: list[Any], payload: bytes,
-                 future: Future[Any] | None = None) -> None:
+                 futures: dict[int, Future[Any]] | None = None) -> None:
         self.job = job
         self.fn = fn
         self.indices = indices
@@ -142,12 +143,14 @@ class Chunk:
         self.seq = 0  # the worker-local sequence number it was last sent under
         self.innocent = 0  # deaths of its worker that no stage pinned on it
         self.precise = False  # one item at a time, each timed (set when isolating a crash)
-        self.future = future  # submit(): the one Future this chunk's single item settles
+        self.futures = futures  # submits: the Future each index settles (None for a run)
 
     def single(self, pos: int) -> Chunk:
         """Position ``pos`` alone, to run precisely (its own pickle, its own start time)."""
         item = self.items[pos]
-        one = Chunk(self.job, self.fn, [self.indices[pos]], [item], dumps([item]), self.future)
+        index = self.indices[pos]
+        futures = {index: self.futures[index]} if self.futures is not None else None
+        one = Chunk(self.job, self.fn, [index], [item], dumps([item]), futures)
         one.precise = True
         return one
 
@@ -292,6 +295,7 @@ class Manager:
         self._wake_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
+        self._wake_sent = False
         _parent_fds.update((self._wake_r, self._wake_w))
         self.closing = False
         self.terminating = False
@@ -323,12 +327,18 @@ class Manager:
             if not dead:
                 self.submits.pending.append(chunk)
         if dead:
-            assert chunk.future is not None
-            settle(chunk.future, error=fresh(self.broken or Cancelled("the pool was shut down")))
+            assert chunk.futures is not None
+            for future in chunk.futures.values():
+                settle(future, error=fresh(self.broken or Cancelled("the pool was shut down")))
         self.wake()
 
     def wake(self) -> None:
+        """Make the manager look at its jobs again: one byte on its pipe, unless one is there
+        already (10,000 submits in a row cost a handful of writes, not 10,000)."""
+        if self._wake_sent:
+            return
         with self._wake_lock:  # never write to a closed (and maybe reused) descriptor
+            self._wake_sent = True
             if self._wake_w >= 0:
                 with contextlib.suppress(BlockingIOError, OSError):
                     os.write(self._wake_w, b"x")
@@ -362,6 +372,7 @@ class Manager:
                     waitables.append(w.proc.sentinel)
                 ready = set(wait(waitables, timeout=self._tick()))
                 if self._wake_r in ready:
+                    self._wake_sent = False  # before the read: a later wake() writes again
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
                 for w in list(self._pool):
@@ -431,15 +442,50 @@ class Manager:
             if job is None or job.closed:
                 continue
             while (chunk := job.take()) is not None:
-                future = chunk.future
-                if (future is not None and not future.running()
-                        and not future.set_running_or_notify_cancel()):
+                if chunk.futures is not None and not self._claim(chunk):
                     continue  # cancelled before it started
                 if job.fatal is not None:
                     self._fail_chunk(chunk, job.fatal)
                     continue
+                if job.shared and len(job.pending) > self.workers:
+                    chunk = self._batch(chunk)
                 return chunk
         return None
+
+    @staticmethod
+    def _claim(chunk: Chunk) -> bool:
+        """Mark a fresh submit's Future running (False: it was cancelled; a requeued one runs)."""
+        assert chunk.futures is not None
+        if len(chunk.futures) != 1:
+            return True
+        (future,) = chunk.futures.values()
+        return future.running() or future.set_running_or_notify_cancel()
+
+    def _batch(self, chunk: Chunk) -> Chunk:
+        """With a backlog of short submits, send several calls of the same function as one chunk
+        (each keeps its own Future), as many as fit the chunk time target (~50 ms of calls
+        measured so far: a batched call is running, so it can no longer be cancelled)."""
+        job = self.submits
+        per_item = job.chunker.per_item
+        if per_item is None:
+            return chunk  # unmeasured: calls may be long, and a batched call cannot be cancelled
+        limit = min(SUBMIT_BATCH, int(TARGET_SECONDS / max(per_item, 1e-6)),
+                    1 + len(job.pending) // self.workers)
+        if limit <= 1 or chunk.precise or len(chunk.items) != 1:
+            return chunk
+        taken = [chunk]
+        while job.pending and len(taken) < limit:
+            nxt = job.pending[0]
+            if nxt.fn is not chunk.fn or nxt.precise or len(nxt.items) != 1:
+                break
+            job.pending.popleft()
+            if self._claim(nxt):
+                taken.append(nxt)
+        if len(taken) == 1:
+            return chunk
+        items = [c.items[0] for c in taken]
+        futures = {i: next(iter(c.futures.values())) for i, c in enumerate(taken)}  # type: ignore[union-attr]
+        return Chunk(job, chunk.fn, list(range(len(items))), items, dumps(items), futures)
 
     def _dispatch(self) -> None:
         if self.terminating or self.broken is not None:
@@ -560,24 +606,27 @@ class Manager:
         elif len(chunk.items) > 1:  # which item? each goes again in its own pickle
             self._isolate(chunk, list(range(len(chunk.items))))
         else:
-            index = None if chunk.future else chunk.indices[0]
-            what_item = "the arguments" if chunk.future else f"item {index}"
+            index = None if chunk.futures else chunk.indices[0]
+            what_item = "the arguments" if chunk.futures else f"item {index}"
             self._fail_chunk(chunk, NotPicklable(f"{what_item} ({describe(chunk.items[0])})", reason))
 
     def _deliver(self, chunk: Chunk, runs: list[Run]) -> None:
-        if chunk.future is None:
+        futures = chunk.futures
+        if futures is None:
             chunk.job.deliver(runs)
-        elif runs:
-            value = runs[0][1][0]
-            if isinstance(value, Failure):
-                settle(chunk.future, error=value.raised())
-            else:
-                settle(chunk.future, value)
+            return
+        for first, values, _ in runs:
+            for index, value in enumerate(values, first):
+                if isinstance(value, Failure):
+                    settle(futures[index], error=value.raised())
+                else:
+                    settle(futures[index], value)
 
     def _fail_chunk(self, chunk: Chunk, error: BaseException) -> None:
         """Every unfinished item of ``chunk`` fails with (a copy of) ``error``."""
-        if chunk.future is not None:
-            settle(chunk.future, error=fresh(error))
+        if chunk.futures is not None:
+            for index in chunk.indices[chunk.done:]:
+                settle(chunk.futures[index], error=fresh(error))
             return
         runs = [(i, [Failure(i, item, fresh(error))], 1)
                 for i, item in zip(chunk.indices[chunk.done:], chunk.items[chunk.done:], strict=True)]
@@ -657,17 +706,17 @@ class Manager:
         """The worker died loading the function: that future fails, or (again) the whole run."""
         job = chunk.job
         job.fn_deaths += 1
-        if chunk.future is None and job.fn_deaths < FN_DEATHS:
+        if chunk.futures is None and job.fn_deaths < FN_DEATHS:
             self._requeue(chunk)
             return
         error = WorkerDied(None, pid, exitcode)
-        if chunk.future is None:
+        if chunk.futures is None:
             job.fatal = error
         self._fail_chunk(chunk, error)
 
     def _blame(self, w: Worker, chunk: Chunk, pos: int, pid: int | None, exitcode: int | None) -> None:
         """Fail the item at ``pos``: its worker died (or was killed for overrunning its timeout)."""
-        index = None if chunk.future is not None else chunk.indices[pos]
+        index = None if chunk.futures is not None else chunk.indices[pos]
         error: BaseException
         if w.kill_reason and w.kill_reason[0] == "timeout" and w.kill_reason[1] == pos:
             error = TaskTimeout(index, w.kill_reason[2], pid)
@@ -708,8 +757,9 @@ class Manager:
         self.cancel_futures = False
         while self.submits.pending:
             chunk = self.submits.pending.popleft()
-            if chunk.future is not None and not chunk.future.cancel():
-                settle(chunk.future, error=Cancelled("the pool was shut down before it ran"))
+            for future in (chunk.futures or {}).values():
+                if not future.cancel():
+                    settle(future, error=Cancelled("the pool was shut down before it ran"))
         with self._lock:
             eager = [job for job in self._jobs.values() if job.source is not None]
         for job in eager:
@@ -733,14 +783,14 @@ class Manager:
     def _fail_everything(self, error: BaseException) -> None:
         for w in self._pool:
             for chunk in w.inflight:
-                if chunk.future is not None:
-                    settle(chunk.future, error=fresh(error))
+                for future in (chunk.futures or {}).values():
+                    settle(future, error=fresh(error))
         with self._lock:
             jobs = list(self._jobs.values())
         while self.submits.pending:
             chunk = self.submits.pending.popleft()
-            assert chunk.future is not None
-            settle(chunk.future, error=fresh(error))
+            for future in (chunk.futures or {}).values():
+                settle(future, error=fresh(error))
         for job in jobs:
             if not job.shared:
                 job.fail(error)

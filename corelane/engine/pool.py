@@ -54,6 +54,7 @@ Style = Literal["task", "executor"]  # which exception a failure raises: TaskErr
 WINDOW_CHUNKS_PER_WORKER = 3  # lazy runs: chunks cut ahead per worker (feeds workers, costs memory)
 
 _live: weakref.WeakSet[Pool] = weakref.WeakSet()
+_managers: weakref.WeakSet[Manager] = weakref.WeakSet()  # incl. those of collected pools
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class Pool(Executor):
         finalizer = weakref.finalize(self, _release, self._manager)
         finalizer.atexit = False  # type: ignore[misc]
         _live.add(self)
+        _managers.add(self._manager)
 
     # ------------------------------------------------------------------ the Executor contract
 
@@ -134,7 +136,7 @@ class Pool(Executor):
         payload = dumps([item], f"the arguments of {describe(fn)}")
         future: Future[Any] = Future()
         jobs = self._manager.submits
-        self._manager.add_submit(Chunk(jobs, fn_rec, [0], [item], payload, future))
+        self._manager.add_submit(Chunk(jobs, fn_rec, [0], [item], payload, {0: future}))
         return future
 
     def map(
@@ -548,6 +550,9 @@ def _exit_pools() -> None:
     for pool in list(_live):
         with contextlib.suppress(Exception):
             pool.shutdown(wait=True)
+    for manager in list(_managers):  # pools already collected, or shut down without waiting
+        _release(manager)
+        manager.thread.join(JOIN_TIMEOUT * 3)
 
 
 threading._register_atexit(_exit_pools)  # type: ignore[attr-defined]
