@@ -9,7 +9,9 @@ the gunicorn worker process, so the job runner thread and its engine pool live t
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,31 @@ def _bind(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _post_worker_init(worker: Any) -> None:
+    """On SIGTERM, close every Socket.IO connection at once, so the worker's graceful stop does
+    not wait ``graceful_timeout`` for WebSockets that would never end by themselves (browsers
+    reconnect to another node, or to this one when it is back)."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        if callable(previous):
+            previous(signum, frame)
+        threading.Thread(target=_close_sockets, args=(worker,), name="corelane-close-ws",
+                         daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def _close_sockets(worker: Any) -> None:
+    service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("corelane")
+    if service is None:
+        return
+    try:
+        service.socketio.server.eio.disconnect()  # every client, with a close frame
+    except Exception as exc:  # shutting down anyway: never block the exit on this
+        print(f"corelane: closing WebSockets failed: {exc}", file=sys.stderr, flush=True)
+
+
 def _worker_exit(_server: Any, worker: Any) -> None:
     service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("corelane")
     if service is not None:
@@ -88,6 +115,7 @@ def make_server(config: ServiceConfig, log_level: str = "info") -> Any:
                 "errorlog": "-",
                 "proc_name": "corelane-serve",
                 "worker_exit": _worker_exit,
+                "post_worker_init": _post_worker_init,
                 "when_ready": lambda _server: print(
                     f"corelane: serving http://{_bind(config.host, config.port)}/ "
                     f"(data in {config.data_dir.resolve()}); Ctrl-C stops", flush=True),

@@ -6,6 +6,9 @@ Real redis-servers with ``requirepass`` started by the tests; `corelane serve --
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +16,8 @@ from typing import Any
 
 import pytest
 from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
+    Listener,
+    ProbedServer,
     WorkerProcess,
     cleanup_fixture,
     photos,
@@ -90,3 +95,25 @@ def test_broker_stopped_then_back_health_follows(tmp_path: Path, cleanup: list[A
     assert "broker does not answer" in down["checks"]["broker"]["reason"]
     cleanup.append(start_redis(port))
     wait_for(lambda: server.get("/api/health")["status"] == "ok", 30, "health ok again")
+
+
+@pytest.mark.parametrize("mode", ["embedded", "broker"])
+def test_web_node_with_open_websockets_stops_within_two_seconds(
+        tmp_path: Path, cleanup: list[Any], mode: str) -> None:
+    env = {}
+    if mode == "broker":
+        redis_server = start_redis()
+        cleanup.append(redis_server)
+        env["CORELANE_BROKER_URL"] = redis_server.url
+    server = ProbedServer(tmp_path / "data", env=env)
+    cleanup.append(server)
+    server.start()
+    listeners = [Listener(server.url) for _ in range(3)]
+    cleanup.extend(listeners)
+    assert server.proc is not None
+    started = time.monotonic()
+    os.killpg(server.proc.pid, signal.SIGTERM)
+    server.proc.wait(15)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"the web node took {elapsed:.2f} s to stop"
+    assert "Shutting down: Master" in server.log.read_text()
