@@ -234,3 +234,18 @@ def test_pending_work_finishes_at_interpreter_exit(tmp_path: Any) -> None:
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1", "2"]
+
+
+def test_batched_submits_fail_only_the_bad_call() -> None:
+    from tests.engine_tasks import sigkill_on
+
+    with corelane.Pool(2) as pool:
+        assert [f.result(timeout=30) for f in [pool.submit(sigkill_on, (i, -1)) for i in range(50)]]
+        before = pool.statistics().chunks_sent
+        fs = [pool.submit(sigkill_on, (i, 250)) for i in range(500)]
+        done, _ = futures.wait(fs, timeout=60)
+        assert len(done) == 500
+        assert isinstance(fs[250].exception(), corelane.WorkerDied)
+        assert [f.result() for i, f in enumerate(fs) if i != 250] == [i for i in range(500) if i != 250]
+        assert pool.statistics().chunks_sent - before < 500  # a backlog went in batches
+        assert pool.statistics().worker_deaths in (1, 2)  # 2: died in a batch, then alone
