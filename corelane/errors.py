@@ -92,24 +92,29 @@ def _signal_name(signum: int | None) -> str | None:
 class WorkerDied(CorelaneError):
     """The worker process running an item exited without reporting a result."""
 
-    def __init__(self, index: int | None, pid: int | None, exitcode: int | None) -> None:
+    def __init__(self, index: int | None, pid: int | None, exitcode: int | None,
+                 how: str | None = None) -> None:
         self.index = index
         self.pid = pid
         self.exitcode = exitcode
+        self.how = how  # said instead of pid and exit code where those are unknown (Dask)
         self.signal = -exitcode if exitcode is not None and exitcode < 0 else None
+        where = f"item {index}" if index is not None else "a task"
+        if how is not None:
+            super().__init__(f"{where}: {how}; other items continue")
+            return
         if self.signal is not None:
             how = f"killed by {_signal_name(self.signal)}"
             if self.signal == _signal.SIGKILL:
                 how += " (often the out-of-memory killer)"
         else:
             how = f"exited with code {exitcode}"
-        where = f"item {index}" if index is not None else "a task"
         super().__init__(
             f"{where}: worker {pid} {how}; a new worker takes its place, other items continue"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.index, self.pid, self.exitcode))
+        return (type(self), (self.index, self.pid, self.exitcode, self.how))
 
 
 class TaskTimeout(CorelaneError, TimeoutError):

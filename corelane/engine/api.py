@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corelane.engine._protocol import Mode
 from corelane.engine.pool import Errors, Pool, _collect, _flatten
 from corelane.progress import Sink
+
+if TYPE_CHECKING:
+    from corelane.engine.cluster import ClusterPool
 
 
 def _run(
@@ -23,8 +26,16 @@ def _run(
     initializer: Callable[..., Any] | None,
     initargs: tuple[Any, ...],
     start_method: str | None,
+    cluster: Any = None,
 ) -> Iterator[Any]:
-    pool = Pool(workers, initializer=initializer, initargs=initargs, start_method=start_method)
+    pool: Pool | ClusterPool
+    if cluster is not None:  # a Dask cluster instead of local workers (imports Dask)
+        from corelane.engine.cluster import ClusterPool
+
+        pool = ClusterPool(cluster)
+    else:
+        pool = Pool(workers, initializer=initializer, initargs=initargs,
+                    start_method=start_method)
     try:
         return pool._start(fn, iterable, Mode.ONE, ordered, chunksize, progress, timeout, errors,
                            "task", eager=eager, owned=True)
@@ -46,16 +57,19 @@ def map(
     initializer: Callable[..., Any] | None = None,
     initargs: tuple[Any, ...] = (),
     start_method: str | None = None,
+    cluster: Any = None,
 ) -> list[Any]:
     """Apply ``fn`` to every item on all cores and return the list of results.
 
     See :meth:`corelane.Pool.map` for the options; ``workers``, ``initializer``, ``initargs`` and
     ``start_method`` configure the temporary pool; ``workers=0`` runs inline, for debugging.
+    ``cluster="tcp://HOST:8786"`` (or a ``distributed.Client``) runs on a Dask cluster instead
+    (see :class:`corelane.engine.cluster.ClusterPool`; the pool options do not apply there).
     The input is read whole (as ``list()`` would); results return as soon as they are in, and
     the pool's workers exit in the background.
     """
     runs = _run(fn, iterable, ordered, True, workers, chunksize, progress, timeout, errors,
-                initializer, initargs, start_method)
+                initializer, initargs, start_method, cluster)
     return _collect(runs)
 
 
@@ -71,10 +85,11 @@ def imap(
     initializer: Callable[..., Any] | None = None,
     initargs: tuple[Any, ...] = (),
     start_method: str | None = None,
+    cluster: Any = None,
 ) -> Iterator[Any]:
     """Lazy, ordered parallel map; the pool lives as long as the iterator."""
     return _flatten(_run(fn, iterable, True, False, workers, chunksize, progress, timeout, errors,
-                initializer, initargs, start_method))
+                initializer, initargs, start_method, cluster))
 
 
 def imap_unordered(
@@ -89,7 +104,8 @@ def imap_unordered(
     initializer: Callable[..., Any] | None = None,
     initargs: tuple[Any, ...] = (),
     start_method: str | None = None,
+    cluster: Any = None,
 ) -> Iterator[Any]:
     """Lazy parallel map yielding results as they finish."""
     return _flatten(_run(fn, iterable, False, False, workers, chunksize, progress, timeout, errors,
-                initializer, initargs, start_method))
+                initializer, initargs, start_method, cluster))

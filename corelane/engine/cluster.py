@@ -1,0 +1,524 @@
+"""ClusterPool: the engine's contract on a Dask cluster, for work that outgrows one machine.
+
+::
+
+    caller's thread                         Dask client thread           scheduler, workers
+    reads the input, cuts chunks  ──client.submit(run_chunk, pure=False)──>  one task per chunk
+    (Chunker; at most ~3 chunks                                              (_cluster_task.py:
+     per worker thread in flight)                                            outcomes pickled
+    turns outcomes into results  <──── queue of done futures ────────────── by corelane)
+    or Failures, orders them,          (add_done_callback)
+    retries, reports progress
+
+The calls, results, ordering and errors are :class:`corelane.Pool`'s; Dask moves the chunks.
+Chunks, not items, are shipped, sized by the same :class:`~corelane.engine.chunking.Chunker`
+from measured per-item time, so Dask's ~1 ms per task does not dominate. Lazy input is read a
+window at a time through ``Client.submit(..., pure=False)`` (``Client.map`` reads its input
+whole and merges identical calls). Where corelane's local engine watches its own processes,
+here Dask does: when workers die while running a task, the scheduler re-runs it elsewhere
+until ``distributed.scheduler.allowed-failures`` is spent, then fails it with ``KilledWorker``;
+a chunk that ends so is re-sent one item per task, so only the item that kills its workers
+fails, with :class:`~corelane.errors.WorkerDied`.
+
+Per-item ``timeout=`` runs each item in a helper thread of the task (Dask runs tasks in
+threads, which no signal can stop); an overdue item fails with TaskTimeout and the client asks
+the worker's nanny to restart that worker, which ends the runaway call.
+
+Dask is imported only when a ClusterPool is made: ``import corelane`` never imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from typing import Any, Literal
+
+from corelane.engine._cluster_task import ERROR, OK, RELOAD, run_chunk
+from corelane.engine._protocol import Mode
+from corelane.engine._serialize import describe, dumps, loads
+from corelane.engine.chunking import Chunker
+from corelane.engine.pool import Errors, Style, _flatten
+from corelane.engine.results import Failure
+from corelane.errors import Broken, Cancelled, Closed, NotPicklable, TaskTimeout, WorkerDied
+from corelane.progress import Reporter, Sink, make_sink
+
+__all__ = ["ClusterPool", "CONNECT_TIMEOUT", "connect"]
+
+CONNECT_TIMEOUT = 10.0  # s to reach the scheduler before Broken (a typo fails fast, not never)
+WINDOW_CHUNKS_PER_WORKER = 3  # lazy runs: chunks in flight per worker thread (feeds, costs memory)
+POLL = 0.1  # s between checks of deadlines and of the client while waiting for a chunk
+RESTART_TIMEOUT = 30.0  # s for a nanny to restart a worker whose item overran its timeout
+
+Run = tuple[int, list[Any], int]  # (first index, values, failures among them), as in the Pool
+
+
+def _distributed() -> Any:
+    """The ``distributed`` module, or an ImportError that says how to install it."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            "corelane's cluster mode needs Dask distributed, which is not installed: "
+            "pip install 'corelane[dask]'"
+        ) from exc
+    return distributed
+
+
+def connect(cluster: Any, timeout: float = CONNECT_TIMEOUT) -> tuple[Any, bool]:
+    """A ``distributed.Client`` for ``cluster``, and whether we own (and later close) it.
+
+    ``cluster`` is a scheduler address (``"tcp://HOST:8786"``), a ``distributed.Client`` (used
+    as it is, never closed here) or a cluster object such as ``distributed.LocalCluster``.
+    Raises Broken naming the address when the scheduler cannot be reached within ``timeout``.
+    """
+    distributed = _distributed()
+    if isinstance(cluster, distributed.Client):
+        return cluster, False
+    address = getattr(cluster, "scheduler_address", cluster)
+    try:
+        client = distributed.Client(cluster, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise Broken(
+            f"cannot reach the Dask scheduler at {address} within {timeout:g} s ({exc}); "
+            f"is `dask scheduler` running there, and the port open?"
+        ) from exc
+    return client, True
+
+
+class _Chunk:
+    """Items shipped as one Dask task, with their positions in the input."""
+
+    __slots__ = ("indices", "items")
+
+    def __init__(self, indices: list[int], items: list[Any]) -> None:
+        self.indices = indices
+        self.items = items
+
+
+class _Run:
+    """One imap/map call: its function, its chunks in flight and the queue they finish into."""
+
+    def __init__(self, fn_data: bytes, mode: Mode, chunker: Chunker,
+                 timeout: float | None) -> None:
+        self.fn_data = fn_data
+        self.mode = mode
+        self.chunker = chunker
+        self.timeout = timeout
+        self.live: dict[str, tuple[Any, _Chunk]] = {}  # Dask key -> (its future, the chunk)
+        self.done: queue.Queue[Any] = queue.Queue()
+        self.cancelled: BaseException | None = None
+
+
+class ClusterPool(Executor):
+    """:class:`corelane.Pool`'s calls, results and errors, run on a Dask cluster.
+
+    Args:
+        cluster: the scheduler's address (``"tcp://HOST:8786"``), a ``distributed.Client``, or
+            a cluster object (``distributed.LocalCluster(n_workers=2)``).
+        connect_timeout: seconds to reach the scheduler; past them, Broken.
+
+    The functions and items must be importable or picklable on the workers (module-level code
+    installed there, or lambdas and closures, which travel by value), and corelane must be
+    installed on every worker. Files a task opens are opened on its worker's machine.
+    """
+
+    def __init__(self, cluster: Any, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.client, self._owned = connect(cluster, connect_timeout)
+        self.address = str(self.client.scheduler.address)
+        self._shutdown = False
+        self._lock = threading.Lock()
+        self._submits: dict[str, tuple[Any, Future[Any]]] = {}
+        self._runs: weakref.WeakSet[_Run] = weakref.WeakSet()
+        self._fns: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+
+    @property
+    def workers(self) -> int:
+        """Worker threads in the cluster now (each runs one chunk at a time)."""
+        return int(sum(self.client.nthreads().values()))
+
+    # ------------------------------------------------------------------ the Executor contract
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on a worker; return a concurrent.futures.Future.
+
+        Its exception is the task's own (worker traceback as ``__cause__``), or WorkerDied /
+        NotPicklable from corelane. Cancelling it cancels the Dask task.
+        """
+        self._check_open()
+        fn_data = self._fn(fn)
+        data = dumps([(args, kwargs)], f"the arguments of {describe(fn)}")
+        future: Future[Any] = Future()
+        task = self.client.submit(run_chunk, fn_data, data, 1, int(Mode.KWARGS), None, pure=False)
+        with self._lock:
+            self._submits[task.key] = (task, future)
+        future.add_done_callback(lambda f: self._cancel_task(task) if f.cancelled() else None)
+        task.add_done_callback(lambda t: self._settle(t, future, (args, kwargs)))
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        errors: Errors = "raise",
+        progress: bool | Sink = False,
+    ) -> Iterator[Any]:
+        """``Executor.map``: read at once, sent at once, results lazily in order; ``timeout``
+        is a deadline for the whole call. A failure raises the task's own exception."""
+        if not iterables:
+            raise TypeError("map() needs at least one iterable")
+        items = list(zip(*iterables)) if len(iterables) > 1 else list(iterables[0])  # noqa: B905
+        mode = Mode.STAR if len(iterables) > 1 else Mode.ONE
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return _flatten(self._start(fn, items, mode, True, chunksize, progress, None, errors,
+                                    "executor", eager=True, deadline=deadline))
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Take no more work; ``cancel_futures`` cancels pending submits; with ``wait``, return
+        once submitted work is done. Open imap iterators are cancelled. Closes our client."""
+        self._shutdown = True
+        for run in list(self._runs):
+            run.cancelled = Cancelled("the pool was closed before this run was consumed")
+        with self._lock:
+            pending = [future for _, future in self._submits.values()]
+        if cancel_futures:
+            for future in pending:
+                future.cancel()
+        if wait:
+            for future in pending:
+                with contextlib.suppress(BaseException):
+                    future.exception()
+            self._close_client()
+
+    # ------------------------------------------------------------------ corelane's runs
+
+    def imap(self, fn: Callable[[Any], Any], iterable: Iterable[Any], *,
+             chunksize: int | None = None, progress: bool | Sink = False,
+             timeout: float | None = None, errors: Errors = "raise") -> Iterator[Any]:
+        """As :meth:`corelane.Pool.imap`: lazy, in input order, a bounded window in flight.
+        ``timeout`` (seconds per item) runs items one per task unless ``chunksize`` says."""
+        return _flatten(self._start(fn, iterable, Mode.ONE, True, chunksize, progress, timeout,
+                                    errors, "task"))
+
+    def imap_unordered(self, fn: Callable[[Any], Any], iterable: Iterable[Any], *,
+                       chunksize: int | None = None, progress: bool | Sink = False,
+                       timeout: float | None = None, errors: Errors = "raise") -> Iterator[Any]:
+        """Like :meth:`imap`, but yields results as they finish."""
+        return _flatten(self._start(fn, iterable, Mode.ONE, False, chunksize, progress, timeout,
+                                    errors, "task"))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish submitted work, then close the client; past ``timeout`` s, terminate."""
+        self.shutdown(wait=False)
+        with self._lock:
+            pending = [future for _, future in self._submits.values()]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for future in pending:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                future.exception(left)
+            except TimeoutError:
+                self.terminate()
+                return
+            except BaseException:  # noqa: BLE001 - cancelled: nothing to wait for
+                pass
+        self._close_client()
+
+    def terminate(self) -> None:
+        """Stop now: cancel every task of this pool (running ones finish on their workers,
+        unseen), fail unfinished submits with Cancelled, and close the client."""
+        self._shutdown = True
+        for run in list(self._runs):
+            run.cancelled = Cancelled("the pool was terminated")
+            self._cancel_tasks([task for task, _ in list(run.live.values())])
+        with self._lock:
+            submits = list(self._submits.values())
+            self._submits.clear()
+        self._cancel_tasks([task for task, _ in submits])
+        for _, future in submits:  # taken from _submits under the lock: ours to settle
+            if future.set_running_or_notify_cancel():
+                future.set_exception(Cancelled("the pool was terminated"))
+        self._close_client()
+
+    def __enter__(self) -> ClusterPool:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.terminate()  # Ctrl-C, SystemExit: stop now
+        else:
+            self.shutdown(wait=True)
+        return False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._shutdown else "open"
+        return f"<corelane.ClusterPool scheduler={self.address} {state}>"
+
+    # ------------------------------------------------------------------ the caller's side
+
+    def _check_open(self) -> None:
+        if self._shutdown:
+            raise Closed("cannot schedule new work after shutdown: the pool is closed")
+        if self.client.status in ("closing", "closed"):
+            raise Broken(f"the Dask client of {self.address} is closed")
+
+    def _fn(self, fn: Callable[..., Any]) -> bytes:
+        """The pickled function, cached while ``fn`` lives (weakly)."""
+        if not callable(fn):
+            raise TypeError(f"expected a callable, got {describe(fn)}")
+        with contextlib.suppress(TypeError):  # not weakly referable: no cache
+            hit = self._fns.get(fn)
+            if hit is not None:
+                return hit
+        data = dumps(fn)
+        with contextlib.suppress(TypeError):
+            self._fns[fn] = data
+        return data
+
+    def _close_client(self) -> None:
+        if self._owned and self.client.status not in ("closing", "closed"):
+            with contextlib.suppress(Exception):
+                self.client.close(timeout=5)
+
+    def _cancel_task(self, task: Any) -> None:
+        with self._lock:
+            self._submits.pop(task.key, None)
+        self._cancel_tasks([task])
+
+    def _cancel_tasks(self, tasks: list[Any]) -> None:
+        if tasks and self.client.status == "running":
+            with contextlib.suppress(Exception):
+                self.client.cancel(tasks, force=True)
+
+    def _settle(self, task: Any, future: Future[Any], item: Any) -> None:
+        """A submit's task is done (Dask's callback thread): complete its Future."""
+        with self._lock:
+            if self._submits.pop(task.key, None) is None:
+                return  # terminated (the Future is settled there) or cancelled
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            runs = self._outcomes(None, task, _Chunk([0], [item]))
+        except BaseException as exc:  # noqa: BLE001 - Broken and the like: the future's error
+            future.set_exception(exc)
+            return
+        value = runs[0][1][0]
+        if isinstance(value, Failure):
+            future.set_exception(value.raised())
+        else:
+            future.set_result(value)
+
+    def _restart(self, address: str) -> None:
+        """Restart a worker whose item overran its timeout (its nanny starts a fresh one)."""
+        def restart() -> None:
+            with contextlib.suppress(Exception):
+                self.client.restart_workers([address], timeout=RESTART_TIMEOUT,
+                                            raise_for_error=False)
+
+        threading.Thread(target=restart, name="corelane-cluster-restart", daemon=True).start()
+
+    def _send(self, run: _Run, chunk: _Chunk) -> list[Run]:
+        """Submit ``chunk`` as one task; items that cannot be pickled come back as failures."""
+        failures: list[Run] = []
+        try:
+            data = dumps(chunk.items)
+        except NotPicklable:
+            keep = _Chunk([], [])
+            for index, item in zip(chunk.indices, chunk.items, strict=True):
+                try:
+                    dumps(item)
+                except NotPicklable as exc:
+                    err = NotPicklable(f"item {index} ({describe(item)})", exc.reason)
+                    failures.append((index, [Failure(index, item, err)], 1))
+                else:
+                    keep.indices.append(index)
+                    keep.items.append(item)
+            if not keep.items:
+                return failures
+            chunk, data = keep, dumps(keep.items)
+        task = self.client.submit(run_chunk, run.fn_data, data, len(chunk.items), int(run.mode),
+                                  run.timeout, pure=False)
+        run.live[task.key] = (task, chunk)
+        task.add_done_callback(run.done.put)
+        return failures
+
+    def _outcomes(self, run: _Run | None, task: Any, chunk: _Chunk) -> list[Run]:
+        """Turn a finished task into runs of results; resend what must run item by item."""
+        distributed = _distributed()
+        status = task.status
+        if status == "finished":
+            data = task.result()
+            if data == RELOAD and run is not None:
+                return self._split(run, chunk)
+            outcomes, elapsed, _pid = loads(data)
+            if run is not None:
+                run.chunker.observe(elapsed, len(chunk.items))
+            values: list[Any] = []
+            for index, item, outcome in zip(chunk.indices, chunk.items, outcomes, strict=True):
+                if outcome[0] == OK:
+                    values.append(outcome[1])
+                elif outcome[0] == ERROR:
+                    values.append(Failure(index, item, outcome[1], outcome[2]))
+                else:  # TIMEOUT: (kind, worker address, worker pid)
+                    assert run is not None and run.timeout is not None
+                    self._restart(outcome[1])
+                    values.append(Failure(index, item, TaskTimeout(index, run.timeout, outcome[2])))
+            return _contiguous(chunk.indices, values)
+        if status == "error":
+            exc = task.exception()
+            if isinstance(exc, distributed.KilledWorker):
+                if run is not None and len(chunk.items) > 1:
+                    return self._split(run, chunk)
+                index = chunk.indices[0]
+                died = WorkerDied(index if run else None, None, None, f"{_GAVE_UP} ({exc})")
+                return [(index, [Failure(index, chunk.items[0], died)], 1)]
+            raise Broken(f"the Dask workers could not run corelane's task: {exc!r} (is corelane "
+                         f"installed on every worker?)")
+        raise Broken(f"the Dask scheduler at {self.address} lost a task ({status}): was the "
+                     f"client disconnected, or the task cancelled elsewhere?")
+
+    def _split(self, run: _Run, chunk: _Chunk) -> list[Run]:
+        failures: list[Run] = []
+        for index, item in zip(chunk.indices, chunk.items, strict=True):
+            failures.extend(self._send(run, _Chunk([index], [item])))
+        return failures
+
+    def _next_done(self, run: _Run, deadline: float | None) -> list[Run]:
+        while True:
+            if run.cancelled is not None:
+                raise run.cancelled
+            wait = POLL if deadline is None else min(POLL, deadline - time.monotonic())
+            try:
+                task = run.done.get(timeout=max(wait, 0.0))
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError("the map did not finish within its timeout") from None
+                if self.client.status in ("closing", "closed"):
+                    raise Broken(f"the Dask client of {self.address} closed") from None
+                continue
+            entry = run.live.pop(task.key, None)
+            if entry is not None:
+                return self._outcomes(run, task, entry[1])
+
+    def _start(self, fn: Callable[..., Any], iterable: Iterable[Any], mode: Mode, ordered: bool,
+               chunksize: int | None, progress: bool | Sink, timeout: float | None,
+               errors: Errors, style: Style, *, eager: bool = False,
+               deadline: float | None = None, owned: bool = False) -> Iterator[list[Any]]:
+        """Validate, start the run (an eager one is sent whole now), return its result lists."""
+        if errors not in ("raise", "return"):
+            raise ValueError(f'errors must be "raise" or "return", got {errors!r}')
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if timeout is not None and chunksize is None:
+            chunksize = 1  # one item per task: an overdue item holds up no other
+        self._check_open()
+        slots = max(1, self.workers)
+        chunker = Chunker(slots, chunksize)
+        total: int | None
+        try:
+            total = len(iterable)  # type: ignore[arg-type]
+        except TypeError:
+            total = None
+        chunker.total = total
+        run = _Run(self._fn(fn), mode, chunker, timeout)
+        self._runs.add(run)
+        reporter = Reporter(make_sink(progress), total)
+        it = iter(iterable)
+        early: list[Run] = []
+        end = None
+        if eager:
+            cut = 0
+            while items := list(itertools.islice(it, chunker.size(cut))):
+                early.extend(self._send(run, _Chunk(list(range(cut, cut + len(items))), items)))
+                cut += len(items)
+            end = cut
+        return self._consume(run, it, early, end, slots, ordered, errors, style, reporter,
+                             deadline, owned)
+
+    def _consume(self, run: _Run, it: Iterator[Any], early: list[Run], end: int | None,
+                 slots: int, ordered: bool, errors: Errors, style: Style, reporter: Reporter,
+                 deadline: float | None, owned: bool) -> Iterator[list[Any]]:
+        """Feed a lazy run a window at a time and yield its results as ``ordered`` asks; a
+        failure with ``errors="raise"`` surfaces in turn (after every earlier result)."""
+        buffered: dict[int, tuple[list[Any], int]] = {}
+        next_index = yielded = 0
+        cut = end or 0
+        state = "cancelled"
+        try:
+            while True:
+                if end is None:
+                    window = run.chunker.size(cut) * slots * WINDOW_CHUNKS_PER_WORKER
+                    while cut - yielded < window:
+                        items = list(itertools.islice(it, run.chunker.size(cut)))
+                        if not items:
+                            end = cut
+                            break
+                        chunk = _Chunk(list(range(cut, cut + len(items))), items)
+                        early.extend(self._send(run, chunk))
+                        cut += len(items)
+                if end is not None and yielded == end:
+                    break
+                batch, early = (early, []) if early else (self._next_done(run, deadline), [])
+                for first, values, n_failed in batch:
+                    if ordered and first != next_index:
+                        buffered[first] = (values, n_failed)
+                        continue
+                    due = [(values, n_failed)]
+                    if ordered:
+                        next_index = first + len(values)
+                        while next_index in buffered:
+                            due.append(buffered.pop(next_index))
+                            next_index += len(due[-1][0])
+                    for values, n_failed in due:
+                        yielded += len(values)
+                        if n_failed and errors == "raise":
+                            k = next(i for i, v in enumerate(values) if isinstance(v, Failure))
+                            reporter.add(k, 1)
+                            if k:
+                                yield values[:k]
+                            bad = values[k]
+                            raise bad.to_error() if style == "task" else bad.raised()
+                        reporter.add(len(values), n_failed)
+                        yield values
+            state = "finished"
+        except KeyboardInterrupt:
+            self.terminate()
+            raise
+        except GeneratorExit:
+            raise
+        except BaseException:
+            state = "failed"
+            raise
+        finally:
+            self._cancel_tasks([task for task, _ in run.live.values()])
+            run.live.clear()
+            self._runs.discard(run)
+            reporter.finish(state)
+            if owned and state == "finished":
+                self._close_client()
+            elif owned:
+                self.terminate()
+
+
+_GAVE_UP = "Dask gave up on it after the workers running it died (its allowed-failures were spent)"
+
+
+def _contiguous(indices: list[int], values: list[Any]) -> list[Run]:
+    """Split a chunk's values into runs of consecutive indices (items dropped before sending
+    leave gaps), each with its count of failures."""
+    runs: list[Run] = []
+    for index, value in zip(indices, values, strict=True):
+        failed = int(isinstance(value, Failure))
+        if runs and runs[-1][0] + len(runs[-1][1]) == index:
+            runs[-1][1].append(value)
+            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + failed)
+        else:
+            runs.append((index, [value], failed))
+    return runs
