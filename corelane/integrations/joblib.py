@@ -119,11 +119,15 @@ def _acquire(key: _Key, *, reuse: bool) -> _Shared:
     return shared
 
 
-def _release(shared: _Shared, *, stop: bool, kill: bool = False) -> None:
-    """Stop using ``shared``; ``stop``: close its pool too (``kill``: terminate it, now)."""
+def _release(shared: _Shared, *, stop: bool, kill: bool = False, alone_only: bool = False) -> None:
+    """Stop using ``shared``; ``stop``: close its pool too, ``kill``: terminate it now;
+    ``alone_only``: do either only if no other backend is using the pool."""
     with _registry_lock:
+        alone = shared.users == 1
         shared.users -= 1
-        if stop:
+        if alone_only and not alone:
+            stop = kill = False
+        if stop or kill:
             for key, value in list(_registry.items()):
                 if value is shared:
                     del _registry[key]
@@ -270,7 +274,7 @@ class CorelaneBackend(AutoBatchingMixin, ParallelBackendBase):
         if shared is not None:
             # Killing the workers is the one way to stop running batches now; with another
             # Parallel call on the same pool (another thread), let ours run out instead.
-            _release(shared, stop=shared.users == 1, kill=shared.users == 1)
+            _release(shared, stop=True, kill=True, alone_only=True)
         if ensure_ready and self.parallel is not None:
             self.configure(n_jobs=self.parallel.n_jobs, parallel=self.parallel,
                            **self.parallel._backend_kwargs)
