@@ -1,7 +1,7 @@
 """``corelane images``: resize a batch of image files on all cores, with a progress bar.
 
     corelane images photos/ extra.png --out thumbs [--sizes 1024,512,128 --format webp
-                    --quality 85 --features features.jsonl --workers N]
+                    --quality 85 --features features.jsonl --workers N --cluster ADDRESS]
 
 Each worker reads its file, runs :func:`corelane.imaging.process_image` and writes the outputs
 itself (``<stem>_<size>.<ext>``, the stem sanitized and made unique), so only a small summary
@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--features", metavar="FILE", help="also compute features, one JSON line per image"
     )
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--cluster", metavar="ADDRESS", default=None,
+                        help="run on a Dask cluster (tcp://HOST:8786) instead of local cores; "
+                             "inputs and --out must be paths every worker can reach")
     parser.add_argument(
         "--max-pixels", type=int, default=None, help="pixel cap per image (default 89,478,485)"
     )
@@ -190,10 +193,14 @@ def _process(tasks: list[_Task], out: Path, args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     done = failed = 0
+    try:
+        results = corelane.imap_unordered(process_file, tasks, workers=args.workers,
+                                          progress=not args.quiet, errors="return",
+                                          cluster=args.cluster)
+    except (corelane.errors.Broken, ImportError) as exc:  # no cluster there, or no Dask here
+        print(f"corelane images: {exc}", file=sys.stderr)
+        return 2
     features_fh = open(args.features, "w", encoding="utf-8") if args.features else None  # noqa: SIM115
-    results = corelane.imap_unordered(
-        process_file, tasks, workers=args.workers, progress=not args.quiet, errors="return"
-    )
     try:
         for item in results:
             if isinstance(item, corelane.Failure):

@@ -300,3 +300,24 @@ def test_corelane_without_dask() -> None:
     done = _python("import sys; sys.modules['distributed'] = None; import corelane; "
                    "corelane.map(abs, [-1], cluster='tcp://127.0.0.1:1')")
     assert "pip install 'corelane[dask]'" in done.stderr and done.returncode == 1, done.stderr
+
+
+def test_images_command_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    import imaging_samples as samples
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for i in range(4):
+        (photos / f"p{i}.jpg").write_bytes(samples.photo_jpeg(320, 240, seed=i))
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    cmd = [sys.executable, "-m", "corelane", "images", str(photos), "--out",
+           str(tmp_path / "out"), "--sizes", "64", "--quiet", "--cluster"]
+    done = subprocess.run([*cmd, cluster.address], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1, done.stderr  # one input failed, the others were written
+    assert "processed 4 of 5 images (1 failed)" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"p{i}_64.webp" for i in range(4)]
+    nobody = subprocess.run([*cmd, f"tcp://127.0.0.1:{free_port()}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert nobody.returncode == 2 and "cannot reach the Dask scheduler" in nobody.stderr
