@@ -16,10 +16,9 @@ submits it, and for one wake-up per result.
 
 Cancellation: cancelling the task that awaits ``asubmit``, or closing an ``aimap`` early
 (``aclose()``, leaving ``async with contextlib.aclosing(aimap(...))``, a cancelled consumer; a bare
-``break`` closes it only when the generator is garbage-collected), cancels every item not yet
-started. An item already running
-on a worker runs to its end and its result is dropped (the Pool has no way yet to stop one
-running submit).
+``break`` closes it only when the generator is garbage-collected), cancels every item still
+waiting in the pool. An item already handed to a worker (running, or queued there behind a short
+one) runs to its end and its result is dropped: the Pool has no way yet to stop a running submit.
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ WINDOW_PER_WORKER = 4  # items in flight per worker by default: more hides the p
 async def asubmit(pool: Pool, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run ``fn(*args, **kwargs)`` in a worker of ``pool`` and await its result.
 
-    Cancelling the awaiting task cancels the call if it has not started yet.
+    Cancelling the awaiting task cancels the call while it still waits in the pool.
 
     Raises:
         The task's own exception (the worker's traceback as its ``__cause__``), as
