@@ -83,6 +83,14 @@ def upload(client: Any, files: dict[str, bytes], **options: str) -> Any:
     return client.post("/api/jobs", data=data, content_type="multipart/form-data")
 
 
+def api_error(resp: Any, status: int) -> str:
+    """The message of a JSON error response, after checking its status (in both places)."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["error"]["status"] == status
+    return str(body["error"]["message"])
+
+
 def wait_job(client: Any, job_id: str, timeout: float = 30.0,
              states: tuple[str, ...] = ("done", "failed", "cancelled")) -> dict[str, Any]:
     """Poll the job until it is in one of ``states`` (bounded)."""

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from corelane.imaging.options import MAX_CROPS, OUTPUT_FORMATS, RESIZE_MODES
 from corelane.service.similar_api import OPENAPI_PATHS as _SIMILAR_PATHS
 
 _ERROR = {"$ref": "#/components/responses/Error"}
+#: Output formats and resize modes come from the imaging options, so the document cannot drift.
+_FORMATS = sorted(OUTPUT_FORMATS)
+_IMAGE_TYPES: dict[str, Any] = {f"image/{fmt}": {} for fmt in _FORMATS}
+_CROP_RATIO = "^[0-9]{1,4}:[0-9]{1,4}$"
+_CROPS_TEXT = (f"fixed-aspect crops around the focal point, W:H comma-separated (at most "
+               f"{MAX_CROPS}, none more elongated than 10:1, each side 1..9999); every size is "
+               "also made as each crop; empty: none")
+_SIZED = {"type": "object", "properties": {
+    "width": {"type": "integer"}, "height": {"type": "integer"},
+    "bytes": {"type": "integer"}, "url": {"type": "string"}}}
+
+
+def _item_params(*middle: dict[str, Any]) -> list[dict[str, Any]]:
+    """Path parameters of one output: the job, the item, ``middle`` (a crop), the size."""
+    return [{"$ref": "#/components/parameters/JobId"},
+            {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            *middle,
+            {"name": "size", "in": "path", "required": True, "schema": {"type": "integer"}}]
 
 
 def _job_path(summary: str, ok: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -58,22 +77,30 @@ def openapi_document(token_required: bool = False) -> dict[str, Any]:
             "output_format": {"type": ["string", "null"]},
             "source_bytes": {"type": "integer"},
             "finished_at": {"type": ["number", "null"]},
-            "outputs": {"type": "object", "additionalProperties": {
-                "type": "object", "properties": {
-                    "width": {"type": "integer"}, "height": {"type": "integer"},
-                    "bytes": {"type": "integer"}, "url": {"type": "string"}}}},
+            "outputs": {"type": "object", "description": "long-edge size -> output",
+                        "additionalProperties": _SIZED},
+            "crops": {"type": "object", "description": "crop ratio (\"16:9\") -> its box in the "
+                      "source (left, top, right, bottom as displayed) and one output per size",
+                      "additionalProperties": {"type": "object", "properties": {
+                          "box": {"type": "array", "items": {"type": "integer"},
+                                  "minItems": 4, "maxItems": 4},
+                          "outputs": {"type": "object", "additionalProperties": _SIZED}}}},
             "features": {"type": ["object", "null"],
                          "description": "mean colour, dominant colours, histogram, phash, "
-                                        "sharpness, EXIF (see docs/service.md)"},
+                                        "sharpness, EXIF, blurhash, focal {x, y, source, "
+                                        "faces}, sha256 (see docs/imaging.md)"},
         },
     }
     options_schema = {
         "type": "object",
         "properties": {
             "sizes": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-            "format": {"type": "string", "enum": ["webp", "jpeg", "png"]},
+            "format": {"type": "string", "enum": _FORMATS},
             "quality": {"type": "integer", "minimum": 1, "maximum": 100},
             "features": {"type": "boolean"},
+            "crops": {"type": "array", "items": {"type": "string", "pattern": _CROP_RATIO},
+                      "maxItems": MAX_CROPS, "description": "crop ratios, reduced (2:2 is 1:1)"},
+            "resize": {"type": "string", "enum": list(RESIZE_MODES)},
         },
     }
     json_job = {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}
@@ -94,9 +121,17 @@ def openapi_document(token_required: bool = False) -> dict[str, Any]:
                                 "files": {"type": "array",
                                           "items": {"type": "string", "format": "binary"}},
                                 "sizes": {"type": "string", "example": "1024,512,128"},
-                                "format": {"type": "string", "enum": ["webp", "jpeg", "png"]},
-                                "quality": {"type": "integer", "minimum": 1, "maximum": 100},
-                                "features": {"type": "boolean"},
+                                "format": {"type": "string", "enum": _FORMATS,
+                                           "default": "webp"},
+                                "quality": {"type": "integer", "minimum": 1, "maximum": 100,
+                                            "default": 85},
+                                "features": {"type": "boolean", "default": True},
+                                "crops": {"type": "string", "example": "1:1,16:9",
+                                          "description": _CROPS_TEXT},
+                                "resize": {"type": "string", "enum": list(RESIZE_MODES),
+                                           "default": "fast",
+                                           "description": "fast: box filter; quality: Lanczos "
+                                                          "on each output's last step (slower)"},
                             }}}}},
                     "responses": {"202": {"description": "job accepted", "content": json_job},
                                   "400": _ERROR, "413": _ERROR, "415": _ERROR},
@@ -132,13 +167,17 @@ def openapi_document(token_required: bool = False) -> dict[str, Any]:
                     "404": _ERROR}}},
             "/api/jobs/{job_id}/items/{item_id}/outputs/{size}": {"get": {
                 "summary": "Download one output size of an item",
-                "parameters": [{"$ref": "#/components/parameters/JobId"},
-                               {"name": "item_id", "in": "path", "required": True,
-                                "schema": {"type": "string"}},
-                               {"name": "size", "in": "path", "required": True,
-                                "schema": {"type": "integer"}}],
-                "responses": {"200": {"description": "the image", "content": {
-                    "image/webp": {}, "image/jpeg": {}, "image/png": {}}}, "404": _ERROR}}},
+                "parameters": _item_params(),
+                "responses": {"200": {"description": "the image", "content": _IMAGE_TYPES},
+                              "404": _ERROR}}},
+            "/api/jobs/{job_id}/items/{item_id}/crops/{crop}/{size}": {"get": {
+                "summary": "Download one crop of an item at one size",
+                "parameters": _item_params(
+                    {"name": "crop", "in": "path", "required": True,
+                     "description": "the ratio as W:H or WxH (16:9, 16x9)",
+                     "schema": {"type": "string"}}),
+                "responses": {"200": {"description": "the image", "content": _IMAGE_TYPES},
+                              "404": _ERROR}}},
             "/api/jobs/{job_id}/zip": {"get": {
                 "summary": "Download every output of a job as a ZIP (with manifest.json)",
                 "parameters": [{"$ref": "#/components/parameters/JobId"}],

@@ -29,6 +29,7 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 OPEN_ENDPOINTS = {"api.openapi", "api.health"}
+MAX_CROP_SIDE = 9999  # a crop ratio's sides, once reduced, stay small: they name object keys
 
 
 def _service() -> Any:
@@ -52,10 +53,14 @@ def _guard() -> None:
 def parse_options(form: Any) -> dict[str, Any]:
     """Validate the job options of an upload form into a JSON-able dict.
 
+    ``crops`` (``"1:1,16:9"``, empty for none) is stored as reduced ratio strings
+    (``["1:1", "16:9"]``), ``resize`` as ``"fast"`` or ``"quality"``.
+
     Raises:
         UploadRejected: an option is malformed (the message names it).
     """
     from corelane.imaging import ProcessOptions
+    from corelane.imaging.options import RESIZE_MODES, crop_label, parse_crops
 
     raw_features = str(form.get("features", "true")).strip().lower()
     if raw_features not in _TRUE | _FALSE:
@@ -63,14 +68,28 @@ def parse_options(form: Any) -> dict[str, Any]:
     raw_quality = str(form.get("quality", "85")).strip()
     if not raw_quality.isdigit():
         raise UploadRejected(f"quality must be a whole number 1..100, got {raw_quality!r}")
+    raw_resize = str(form.get("resize", "fast")).strip().lower()
+    if raw_resize not in RESIZE_MODES:
+        raise UploadRejected(f"resize must be one of {', '.join(RESIZE_MODES)}, "
+                             f"got {raw_resize[:40]!r}")
+    raw_crops = str(form.get("crops", "")).strip()
+    if len(raw_crops) > 200:
+        raise UploadRejected(f"crops is {len(raw_crops)} characters long; give at most 8 "
+                             "ratios such as 1:1,16:9")
     try:
         opts = ProcessOptions(sizes=form.get("sizes", "1024,512,128"),
                               format=form.get("format", "webp"), quality=int(raw_quality),
-                              features=raw_features in _TRUE)
+                              features=raw_features in _TRUE, crops=parse_crops(raw_crops),
+                              resize=raw_resize)
     except ValueError as exc:
         raise UploadRejected(f"bad options: {exc}") from None
+    for w, h in opts.crops:
+        if max(w, h) > MAX_CROP_SIDE:
+            raise UploadRejected(f"bad options: crop {w}:{h} has a side over {MAX_CROP_SIDE} "
+                                 "(give the ratio in small numbers, e.g. 16:9)")
     return {"sizes": list(opts.sizes), "format": opts.format, "quality": opts.quality,
-            "features": opts.features}
+            "features": opts.features, "crops": [crop_label(c) for c in opts.crops],
+            "resize": opts.resize}
 
 
 def _display_name(name: str | None, idx: int) -> str:

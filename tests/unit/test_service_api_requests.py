@@ -16,11 +16,7 @@ from service_fixtures import make_config, upload
 api_app = service_fixtures.api_app
 
 
-def _error(resp: Any, status: int) -> str:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    body = resp.get_json()
-    assert body["error"]["status"] == status
-    return str(body["error"]["message"])
+_error = service_fixtures.api_error
 
 
 def test_every_bad_file_gets_its_own_error_and_good_ones_are_queued(api_app: Any) -> None:
