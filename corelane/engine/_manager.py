@@ -222,6 +222,8 @@ class Job:
         self.cut = 0  # items of ``source`` cut into chunks so far
         self.pending: deque[Chunk] = deque()
         self.out: queue.SimpleQueue[list[Run] | BaseException] = queue.SimpleQueue()
+        self.buffer: list[Run] = []  # runs delivered in this pass of the manager, not yet out
+        self.dirty: list[Job] | None = None  # the manager's list of jobs with a buffer
         self.inflight = 0  # chunks on workers
         self.closed = False  # the caller is done with it (finished, cancelled or failed)
         self.fatal: BaseException | None = None  # every item fails with this (its fn is bad)
@@ -248,6 +250,20 @@ class Job:
                 return chunk
 
     def deliver(self, runs: list[Run]) -> None:
+        """Queue ``runs`` for the consumer; the manager flushes them once per pass, so a burst
+        of results costs the consumer one wake-up, not one per message."""
+        if not runs or self.closed:
+            return
+        if self.dirty is None:
+            self.out.put(runs)
+            return
+        if not self.buffer:
+            self.dirty.append(self)
+        self.buffer.extend(runs)
+
+    def flush(self) -> None:
+        """Hand the buffered runs to the consumer (the manager thread only)."""
+        runs, self.buffer = self.buffer, []
         if runs and not self.closed:
             self.out.put(runs)
 
@@ -287,6 +303,7 @@ class Manager:
         self.log_forwarder = log_forwarder
         self._jobs: dict[int, Job] = {}
         self._rr: deque[int] = deque()  # job ids in round-robin order
+        self._dirty: list[Job] = []  # jobs holding delivered runs to flush before we block
         self._lock = threading.Lock()
         self._pool: list[Worker] = []
         self.submits = Job(None, Mode.KWARGS, Chunker(1, fixed=1), None, shared=True)
@@ -312,6 +329,7 @@ class Manager:
     # ------------------------------------------------------------------ caller side
 
     def add_job(self, job: Job) -> None:
+        job.dirty = self._dirty
         with self._lock:
             if not self._dead:
                 self._jobs[job.id] = job
@@ -366,6 +384,7 @@ class Manager:
                 self._dispatch()
                 if self.terminating or self.broken or (self.closing and self._all_idle()):
                     break
+                self._flush()
                 waitables: list[Any] = [self._wake_r]
                 for w in self._pool:
                     waitables.append(w.conn)
@@ -391,6 +410,10 @@ class Manager:
             self.broken = error
         finally:
             self._shutdown_workers()
+
+    def _flush(self) -> None:
+        while self._dirty:
+            self._dirty.pop().flush()
 
     def _all_idle(self) -> bool:
         with self._lock:
@@ -781,6 +804,7 @@ class Manager:
         self._fail_everything(error)
 
     def _fail_everything(self, error: BaseException) -> None:
+        self._flush()  # what was delivered comes before the error
         for w in self._pool:
             for chunk in w.inflight:
                 for future in (chunk.futures or {}).values():

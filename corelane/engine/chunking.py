@@ -57,8 +57,11 @@ class Chunker:
         if self.fixed is not None:
             return self.fixed
         if self.per_item is None:
-            # Before the first measurement: small chunks, growing with what is already out (the
-            # time budget bounds the cost of a bad guess: a slow chunk hands back its rest).
+            if self.total is not None and self.total <= 2 * self.workers * INITIAL_CHUNK:
+                # A short input goes out whole, two chunks a worker, in one round trip (the
+                # time budget bounds the cost of a bad guess: a slow chunk hands back its rest).
+                return max(1, math.ceil(self.total / (2 * self.workers)))
+            # Before the first measurement: small chunks, growing with what is already out.
             size = max(INITIAL_CHUNK, cut_so_far // self.workers)
         else:
             size = max(1, int(TARGET_SECONDS / self.per_item))
