@@ -1,7 +1,8 @@
 """``corelane images``: resize a batch of image files on all cores, with a progress bar.
 
     corelane images photos/ extra.png --out thumbs [--sizes 1024,512,128 --format webp
-                    --quality 85 --features features.jsonl --workers N --cluster ADDRESS]
+                    --quality 85 --crops 1:1,16:9 --resize fast|quality
+                    --features features.jsonl --workers N --cluster ADDRESS]
 
 Each worker reads its file, runs :func:`corelane.imaging.process_image` and writes the outputs
 itself (``<stem>_<size>.<ext>``, the stem sanitized and made unique), so only a small summary
@@ -39,10 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or directories")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory for the outputs")
     parser.add_argument("--sizes", default="1024,512,128", help="long-edge sizes, comma-separated")
-    parser.add_argument("--format", default="webp", choices=["webp", "jpeg", "jpg", "png"],
-                        help="output format")
+    parser.add_argument("--format", default="webp",
+                        choices=["webp", "jpeg", "jpg", "png", "avif"], help="output format")
     parser.add_argument("--quality", type=int, default=85,
-                        help="1..100 for WebP and JPEG (PNG is lossless)")
+                        help="1..100 for WebP, JPEG and AVIF (PNG is lossless)")
+    parser.add_argument("--crops", default="", metavar="W:H,...",
+                        help="also fixed-aspect crops around the focal point (faces first), "
+                             "e.g. 1:1,16:9, one per size: <stem>_16x9_<size>.<ext>")
+    parser.add_argument("--resize", default="fast", choices=["fast", "quality"],
+                        help="resize filter: fast (box) or quality (Lanczos on the last step, "
+                             "slower)")
     parser.add_argument(
         "--features", metavar="FILE", help="also compute features, one JSON line per image"
     )
@@ -130,9 +137,19 @@ def process_file(task: _Task) -> dict[str, Any]:
         name = f"{task.stem}_{edge}.{result.extension}"
         _write(out / name, result.outputs[edge])
         written[str(edge)] = name
+    crops: dict[str, dict[str, str]] = {}
+    for label, by_size in result.crops.items():
+        tag = label.replace(":", "x")  # no colons in file names (Windows, macOS Finder)
+        crops[label] = {}
+        for edge in task.options.sizes:
+            name = f"{task.stem}_{tag}_{edge}.{result.extension}"
+            _write(out / name, by_size[edge])
+            crops[label][str(edge)] = name
     return {
         "input": task.path,
         "outputs": written,
+        "crops": crops,
+        "focal": result.focal,
         "width": result.width,
         "height": result.height,
         "format": result.format,
@@ -153,11 +170,13 @@ def _reason(failure: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Process every input; print a summary; 0 if all succeeded, 1 if any failed, 2 on bad usage."""
     from corelane.imaging import ImageLimits, ProcessOptions
+    from corelane.imaging.options import parse_crops
 
     try:
         options = ProcessOptions(
             sizes=args.sizes, format=args.format, quality=args.quality,
-            features=args.features is not None,
+            features=args.features is not None, crops=parse_crops(args.crops),
+            resize=args.resize,
         )
         limit_args = {"max_pixels": args.max_pixels, "max_bytes": args.max_bytes}
         limits = ImageLimits(**{k: v for k, v in limit_args.items() if v is not None})
@@ -211,6 +230,8 @@ def _process(tasks: list[_Task], out: Path, args: argparse.Namespace) -> int:
             done += 1
             if features_fh is not None:
                 record = {k: item[k] for k in ("input", "outputs")} | (item["features"] or {})
+                if item["crops"]:
+                    record["crops"] = item["crops"]
                 features_fh.write(json.dumps(record) + "\n")
     except KeyboardInterrupt:
         _stop(results)

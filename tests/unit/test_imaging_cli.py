@@ -1,4 +1,5 @@
-"""``corelane images`` end to end, as a real subprocess on generated files."""
+"""``corelane images`` end to end, as a real subprocess on generated files (and, for AVIF,
+crops and the quality resize, on scikit-image's astronaut photo); bad options exit 2."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from corelane.commands.images import safe_stem, unique_stems
@@ -88,3 +90,50 @@ def test_safe_and_unique_stems() -> None:
     assert safe_stem("Ünïcödé phötö.JPG") == "Unicode_photo"
     assert safe_stem("a<b>:c|d?.png") == "a_b_c_d"
     assert unique_stems([Path("x/A.jpg"), Path("y/a.png"), Path("z/a.gif")]) == ["A", "a-2", "a-3"]
+
+
+def test_avif_crops_and_quality_resize(tmp_path: Path) -> None:
+    src = tmp_path / "astronaut.jpg"
+    src.write_bytes(samples.jpeg_from_array(samples.real_photo("astronaut"), quality=90))
+    out, features = tmp_path / "out", tmp_path / "features.jsonl"
+    proc = _cli(str(src), "--out", str(out), "--sizes", "256,64", "--format", "avif",
+                "--quality", "60", "--crops", "1:1,16:9,2:2", "--resize", "quality",
+                "--features", str(features), "--workers", "1", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["astronaut_256.avif", "astronaut_64.avif",
+                            "astronaut_1x1_256.avif", "astronaut_1x1_64.avif",
+                            "astronaut_16x9_256.avif", "astronaut_16x9_64.avif"])
+    sizes = {}
+    for name in names:
+        with Image.open(out / name) as im:
+            assert im.format == "AVIF", name
+            sizes[name] = im.size
+    assert sizes["astronaut_256.avif"] == (256, 256)  # the photo is square
+    assert sizes["astronaut_16x9_256.avif"] == (256, 144)
+    assert sizes["astronaut_1x1_64.avif"] == (64, 64)
+
+    [record] = [json.loads(line) for line in features.read_text().splitlines()]
+    assert record["crops"] == {
+        "1:1": {"256": "astronaut_1x1_256.avif", "64": "astronaut_1x1_64.avif"},
+        "16:9": {"256": "astronaut_16x9_256.avif", "64": "astronaut_16x9_64.avif"},
+    }
+    # The 16:9 crop is centred on her face (upper part of the photo), not on the middle.
+    assert record["focal"]["source"] == "face" and record["focal"]["y"] < 0.4
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--format", "gif"], "argument --format: invalid choice: 'gif'"),
+    (["--resize", "best"], "argument --resize: invalid choice: 'best' (choose from fast, quality)"),
+    (["--crops", "16x9"], "corelane images: crop '16x9' is not an aspect ratio W:H"),
+    (["--crops", "1:1,20:1"], "corelane images: crop 20:1 is more elongated than 10:1"),
+    (["--crops", "1:0"], "corelane images: crop 1:0 needs both sides of at least 1"),
+])
+def test_bad_values_exit_2_and_create_nothing(tmp_path: Path, args: list[str],
+                                              needle: str) -> None:
+    src = tmp_path / "a.jpg"
+    src.write_bytes(samples.photo_jpeg(64, 48))
+    proc = _cli(str(src), "--out", str(tmp_path / "out"), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr.replace("'fast', 'quality'", "fast, quality")
+    assert not (tmp_path / "out").exists()
