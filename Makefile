@@ -11,7 +11,7 @@ TEST_STAMP    := $(VENV)/.installed-test
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup run test lint bench sysdeps clean
+.PHONY: setup run test soak lint bench sysdeps clean
 
 define HOW_TO_REACH
 @echo ""
@@ -47,7 +47,11 @@ lint: $(TEST_STAMP)
 	$(VENV)/bin/mypy
 
 test: $(TEST_STAMP) sysdeps lint
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -m "not slow"
+
+# The long soaks (marked slow): repeated SIGKILLs of worker hosts and the like.
+soak: $(TEST_STAMP) sysdeps
+	$(VENV)/bin/python -m pytest -q -m slow
 
 bench: $(TEST_STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
