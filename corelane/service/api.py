@@ -22,7 +22,7 @@ from corelane.service.guard import origin_ok, token_ok
 from corelane.service.jobs import EventName, ItemState
 from corelane.service.objects import new_id
 from corelane.service.retention import delete_job as delete_job_and_files
-from corelane.service.views import public_item, public_job
+from corelane.service.views import public_item, public_job, split_outputs
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -175,7 +175,22 @@ def get_output(job_id: str, item_id: str, size: str) -> Any:
     info = (item.get("outputs") or {}).get(size)
     if info is None:
         raise JobNotFound(f"item {item_id} has no output of size {size!r}")
-    path = service.objects.path(info["key"])
+    return _send_output(item, info["key"])
+
+
+@bp.get("/jobs/<job_id>/items/<item_id>/crops/<crop>/<size>")
+def get_crop(job_id: str, item_id: str, crop: str, size: str) -> Any:
+    """One crop of an item at one size; the ratio as ``16x9`` (in URLs) or ``16:9``."""
+    item = _service().store.get_item(job_id, item_id)
+    label = crop.replace("x", ":")
+    info = (item.get("outputs") or {}).get(f"{label}/{size}")
+    if info is None:
+        raise JobNotFound(f"item {item_id} has no {label} crop of size {size!r}")
+    return _send_output(item, info["key"])
+
+
+def _send_output(item: dict[str, Any], key: str) -> Any:
+    path = _service().objects.path(key)
     fmt = item["output_format"] or "octet-stream"
     return send_file(path, mimetype=f"image/{fmt}", max_age=3600, conditional=True)
 
@@ -195,17 +210,28 @@ def download_zip(job_id: str) -> Any:
     spool = tempfile.SpooledTemporaryFile(max_size=32 * 2**20)  # noqa: SIM115 (send_file closes it)
     manifest = []
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as zf:
-        for item in done:
-            base = _zip_base(item)
+
+        def add(outputs: dict[str, Any], prefix: str) -> dict[str, str]:
             files = {}
-            for size, info in sorted((item["outputs"] or {}).items(), key=lambda kv: -int(kv[0])):
+            for size, info in sorted(outputs.items(), key=lambda kv: -int(kv[0])):
                 ext = info["key"].rsplit(".", 1)[-1]
-                arcname = f"{base}/{size}.{ext}"
+                arcname = f"{prefix}{size}.{ext}"
                 zf.write(service.objects.path(info["key"]), arcname)
                 files[size] = arcname
-            manifest.append({"name": item["name"], "width": item["width"],
-                             "height": item["height"], "format": item["format"],
-                             "files": files, "features": item["features"]})
+            return files
+
+        for item in done:
+            base = _zip_base(item)
+            sizes, crops = split_outputs(item["outputs"])
+            entry = {"name": item["name"], "width": item["width"], "height": item["height"],
+                     "format": item["format"], "files": add(sizes, f"{base}/"),
+                     "features": item["features"]}
+            if crops:
+                entry["crops"] = {
+                    label: {"box": crop["box"],
+                            "files": add(crop["outputs"], f"{base}/crop-{label.replace(':', 'x')}-")}
+                    for label, crop in crops.items()}
+            manifest.append(entry)
         zf.writestr("manifest.json", json.dumps(manifest, indent=2))
     spool.seek(0)
     return send_file(spool, mimetype="application/zip", as_attachment=True,

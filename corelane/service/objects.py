@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-_KEY = re.compile(r"^(src|out)/[0-9a-f]{2}/[0-9a-f]{32}(/[0-9]{1,5}\.[a-z]{3,4})?$")
+_KEY = re.compile(
+    r"^(src|out)/[0-9a-f]{2}/[0-9a-f]{32}(/(c[0-9]{1,4}x[0-9]{1,4}-)?[0-9]{1,5}\.[a-z]{3,4})?$"
+)
 
 
 def new_id() -> str:
@@ -89,6 +91,11 @@ class ObjectStore:
     def output_key(item_id: str, size: int, extension: str) -> str:
         """The key of one output size of an item (deterministic: a re-run overwrites it)."""
         return f"out/{item_id[:2]}/{item_id}/{size}.{extension}"
+
+    @staticmethod
+    def crop_key(item_id: str, crop: str, size: int, extension: str) -> str:
+        """The key of one crop (``"16:9"``) of an item at one size: ``out/ab/<id>/c16x9-512.webp``."""
+        return f"out/{item_id[:2]}/{item_id}/c{crop.replace(':', 'x')}-{size}.{extension}"
 
     def sweep_temp(self) -> int:
         """Remove temp files a crash left behind (call when no writer runs); returns the count."""

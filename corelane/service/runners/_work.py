@@ -50,14 +50,27 @@ def process_item(task: ItemTask) -> dict[str, Any]:
     store = cached_location(task.objects, task.root) if task.objects else None
     ext = result.extension
     outputs: dict[str, Any] = {}
-    for size, blob in sorted(result.outputs.items(), reverse=True):
-        key = ObjectStore.output_key(task.item_id, size, ext)
+
+    def put(key: str, blob: bytes) -> None:
         if store is not None:
             store.put(key, blob)
         else:
             write_atomic(root / key, blob)
+
+    for size, blob in sorted(result.outputs.items(), reverse=True):
+        key = ObjectStore.output_key(task.item_id, size, ext)
+        put(key, blob)
         w, h = result.output_dims.get(size, (None, None))
         outputs[str(size)] = {"key": key, "width": w, "height": h, "bytes": len(blob)}
+    # Crops go in the same map under "<ratio>/<size>" (views.public_item lists them apart), so
+    # everything that walks an item's files (retention, S3 checks) sees them with no change.
+    for label, by_size in result.crops.items():
+        for size, blob in sorted(by_size.items(), reverse=True):
+            key = ObjectStore.crop_key(task.item_id, label, size, ext)
+            put(key, blob)
+            w, h = result.crop_dims[label][size]
+            outputs[f"{label}/{size}"] = {"key": key, "width": w, "height": h, "bytes": len(blob),
+                                          "box": list(result.crop_boxes[label])}
     return {
         "item_id": task.item_id,
         "width": result.width,
