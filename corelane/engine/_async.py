@@ -38,7 +38,7 @@ __all__ = ["aimap", "asubmit"]
 
 T = TypeVar("T")
 
-WINDOW_PER_WORKER = 4  # items in flight per worker by default: more hides the per-item round
+WINDOW_PER_WORKER = 16  # items in flight per worker by default: more hides the per-item round
 #                        trip, fewer bounds memory and what a cancellation leaves running
 
 
@@ -69,7 +69,7 @@ async def aimap(
         pool: the pool to run on.
         fn: a function of one argument.
         iterable: the inputs, a plain or an async iterable; read only as results are consumed.
-        window: items submitted but not yet yielded, at most (default: 4 per worker).
+        window: items submitted but not yet yielded, at most (default: 16 per worker).
         ordered: results in input order (default, like ``imap``), or in completion order.
 
     Raises:

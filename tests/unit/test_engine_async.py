@@ -175,10 +175,12 @@ def test_a_1ms_ticker_stays_on_time_while_10000_tasks_run(pool: corelane.Pool) -
     figures = (f"1 ms ticker p99 lateness: {busy_p99:.2f} ms while 10,000 tasks ran "
                f"({elapsed:.2f} s), {idle_p99:.2f} ms with the loop otherwise idle")
     print(figures)
-    # The target is 5 ms. When the machine itself (other processes on few cores) already makes
-    # an idle loop later than that, the target cannot be measured here; what corelane must not
-    # do then is add more than 2 ms to that noise floor. Both figures are in the message.
-    assert busy_p99 < max(5.0, idle_p99 + 2.0), figures
+    # The target is 5 ms. A machine whose idle loop already misses it (other processes on few
+    # cores) cannot tell whether corelane would: say so with both figures instead of passing
+    # or failing on noise.
+    if idle_p99 >= 5.0:
+        pytest.skip(f"this machine is too busy to measure the 5 ms target: {figures}")
+    assert busy_p99 < 5.0, figures
 
 
 def test_pool_methods_are_the_async_front_ends() -> None:
