@@ -122,3 +122,14 @@ class Unrebuildable:
 
 def unrebuildable_on_three(x: int) -> Any:
     return Unrebuildable() if x == 3 else x
+
+
+_LEAKED: list[bytes] = []
+
+
+def leak_50mb(_: Any) -> int:
+    """Keep 50 MB (touched, so resident) for the life of the worker; return its RSS after."""
+    from corelane.engine.worker import rss
+
+    _LEAKED.append(b"\x01" * (50 << 20))
+    return rss()

@@ -35,7 +35,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict, deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -56,7 +56,7 @@ from corelane.engine._protocol import (
 from corelane.engine._serialize import describe, dumps, loads
 from corelane.engine.chunking import TARGET_SECONDS, Chunker
 from corelane.engine.results import Failure
-from corelane.engine.worker import FN_CACHE, worker_main
+from corelane.engine.worker import FN_CACHE, Limits, worker_main
 from corelane.errors import (
     Broken,
     Cancelled,
@@ -111,6 +111,8 @@ def settle(future: Future[Any], value: Any = None, error: BaseException | None =
             future.set_exception(error)
         else:
             future.set_result(value)
+    except InvalidStateError:
+        return  # settled meanwhile by another thread (a forced cancel)
     except BaseException:  # noqa: BLE001 - a callback's SystemExit must not end the manager
         log.exception("a done-callback of a corelane future raised; the future itself is done")
 
@@ -275,7 +277,7 @@ class Job:
 
 class Worker:
     __slots__ = ("proc", "conn", "mv", "mvd", "inflight", "fn_ids", "ready", "kill_reason",
-                 "cancel_seen", "seq")
+                 "cancel_seen", "seq", "retiring")
 
     def __init__(self, proc: Any, conn: Any, slot: Any) -> None:
         self.proc = proc
@@ -288,14 +290,16 @@ class Worker:
         self.kill_reason: tuple[str, int, float] | None = None  # ("timeout"|"cancel", pos, s)
         self.cancel_seen = 0.0  # when the parent first saw the running job cancelled
         self.seq = 0
+        self.retiring = False  # at its task or memory limit: it exits after its last results
 
 
 class Manager:
     """Owns the workers, the jobs and the thread that connects them."""
 
     def __init__(self, workers: int, ctx: Any, start_method: str, init: bytes | None,
-                 initargs: bytes | None, log_forwarder: Any) -> None:
+                 initargs: bytes | None, log_forwarder: Any, limits: Limits | None = None) -> None:
         self.workers = workers
+        self._limits = limits
         self.start_method = start_method
         self._ctx = ctx
         self._init = init
@@ -304,6 +308,7 @@ class Manager:
         self._jobs: dict[int, Job] = {}
         self._rr: deque[int] = deque()  # job ids in round-robin order
         self._dirty: list[Job] = []  # jobs holding delivered runs to flush before we block
+        self._to_stop: deque[Future[Any]] = deque()  # force-cancelled futures to stop
         self._lock = threading.Lock()
         self._pool: list[Worker] = []
         self.submits = Job(None, Mode.KWARGS, Chunker(1, fixed=1), None, shared=True)
@@ -322,6 +327,7 @@ class Manager:
         self._startup_failures = 0
         self.chunks_sent = 0  # statistics: messages of work sent
         self.deaths = 0  # statistics: workers that died after starting
+        self.retired = 0  # statistics: workers replaced at their task or memory limit
         self.thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
         self.thread._corelane = True  # type: ignore[attr-defined]
         self.thread.start()
@@ -360,6 +366,12 @@ class Manager:
             if self._wake_w >= 0:
                 with contextlib.suppress(BlockingIOError, OSError):
                     os.write(self._wake_w, b"x")
+
+    def force_cancel(self, future: Future[Any]) -> None:
+        """Fail a running submit with Cancelled now, and stop the worker running it."""
+        settle(future, error=Cancelled("cancelled while running: its worker was stopped"))
+        self._to_stop.append(future)
+        self.wake()
 
     def close_job(self, job: Job) -> None:
         job.closed = True
@@ -401,6 +413,7 @@ class Manager:
                     if w.proc.sentinel in ready:
                         self._on_death(w)
                 self._watch()
+                self._stop_cancelled()
                 self._reap_jobs()
         except BaseException as exc:  # noqa: BLE001 - never die silently: fail every job
             text = "".join(traceback.format_exception(exc))
@@ -446,7 +459,7 @@ class Manager:
         log_config = forwarder.worker_config() if forwarder is not None else None
         proc = self._ctx.Process(
             target=worker_main,
-            args=(child_end, slot, self._init, self._initargs, log_config, close_fds),
+            args=(child_end, slot, self._init, self._initargs, log_config, close_fds, self._limits),
             name=f"corelane-worker-{len(self._pool)}",
             daemon=False,
         )
@@ -482,6 +495,8 @@ class Manager:
         if len(chunk.futures) != 1:
             return True
         (future,) = chunk.futures.values()
+        if future.done():  # cancelled by force while it waited in the queue
+            return False
         return future.running() or future.set_running_or_notify_cancel()
 
     def _batch(self, chunk: Chunk) -> Chunk:
@@ -516,7 +531,7 @@ class Manager:
         # First one chunk to every idle worker, then more ahead where chunks are short.
         for depth in (0, 1, 2):
             for w in self._pool:
-                if not w.ready or w.kill_reason or len(w.inflight) != depth:
+                if not w.ready or w.kill_reason or w.retiring or len(w.inflight) != depth:
                     continue
                 if depth and w.inflight[0].job.chunker.prefetch() <= depth:
                     continue
@@ -570,6 +585,9 @@ class Manager:
         elif kind is Msg.READY:
             w.ready = True
             self._startup_failures = 0
+        elif kind is Msg.RETIRE:
+            w.retiring = True
+            self.retired += 1
         elif kind is Msg.INIT_FAILED:
             self._fail_pool(InitializerError(
                 "a worker's initializer raised; the pool stops instead of respawning it",
@@ -696,6 +714,17 @@ class Manager:
                         f"workers exit during start-up (last exit code {exitcode}); "
                         "is the main module importable (spawn/forkserver)?"))
             return
+        if w.retiring or (w.kill_reason and w.kill_reason[0] == "force"):
+            # A planned exit, or a kill for a cancelled future (already settled): everything
+            # else it held goes back, blamed on nobody.
+            for chunk in w.inflight:
+                chunk.job.inflight -= 1
+                futures = chunk.futures
+                done = {p for p in range(len(chunk.indices))
+                        if futures is not None and futures[chunk.indices[p]].done()}
+                self._requeue(chunk, done)
+            w.inflight.clear()
+            return
         self.deaths += 1
         seq, stage = w.mv[SLOT_SEQ], w.mv[SLOT_STAGE]
         pos, count = unpack_span(w.mv[SLOT_SPAN])
@@ -774,6 +803,19 @@ class Manager:
                 w.kill_reason = ("timeout", unpack_span(span)[0], job.timeout)
                 with contextlib.suppress(OSError):
                     w.proc.kill()
+
+    def _stop_cancelled(self) -> None:
+        """Kill the workers running force-cancelled futures (their other items go back)."""
+        while self._to_stop:
+            future = self._to_stop.popleft()
+            for w in self._pool:
+                chunk = w.inflight[0] if w.inflight else None
+                if chunk is None or chunk.futures is None or w.kill_reason:
+                    continue
+                if any(f is future for f in chunk.futures.values()):
+                    w.kill_reason = ("force", -1, 0.0)
+                    with contextlib.suppress(OSError):
+                        w.proc.kill()
 
     def _cancel_pending(self) -> None:
         """shutdown(cancel_futures=True): drop every queued submit and eager run."""

@@ -13,6 +13,8 @@ cannot read fails its own items, never the pool.
     worker -> parent   (READY, pid)
                        (INIT_FAILED, traceback_text)
                        (LOAD_FAILED, what, reason)       "fn" or "items" of the current chunk
+                       (RETIRE,)   after its last results: at its task or memory limit, this
+                                   worker exits; what it still holds goes to another
                        (RESULTS, job_id, first, n, values_bytes, fail_texts, fail_bytes, final,
                         elapsed, n_run, stop)
                            values_bytes: the pickled results of chunk positions first..first+n;
@@ -38,6 +40,7 @@ class Msg(StrEnum):
     INIT_FAILED = "init_failed"
     LOAD_FAILED = "load_failed"
     RESULTS = "results"
+    RETIRE = "retire"
 
 
 class Mode(IntEnum):

@@ -45,6 +45,7 @@ from corelane.engine._protocol import Mode
 from corelane.engine._serialize import describe, dumps
 from corelane.engine.chunking import Chunker
 from corelane.engine.results import Failure
+from corelane.engine.worker import Limits
 from corelane.errors import Cancelled, Closed
 from corelane.progress import Reporter, Sink, make_sink
 
@@ -64,6 +65,27 @@ class PoolStatistics:
     workers: int
     chunks_sent: int  # messages of work sent to workers (a map of 100 tiny items: ~3)
     worker_deaths: int  # workers that died after starting (each replaced)
+    workers_retired: int  # workers replaced at max_tasks_per_child / max_worker_memory
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_bytes(value: int | str) -> int:
+    """``2GiB``, ``500MB``, ``1048576`` -> bytes; ValueError on anything else."""
+    if isinstance(value, int):
+        amount = value
+    else:
+        text = value.strip().upper().replace(" ", "")
+        number = text.rstrip("KMGTIB")
+        unit = text[len(number):]
+        if unit not in _UNITS or not number:
+            raise ValueError(f"not a size: {value!r} (use e.g. 2GiB, 500MB or a number of bytes)")
+        amount = int(float(number) * _UNITS[unit])
+    if amount <= 0:
+        raise ValueError(f"a memory limit must be > 0, got {value!r}")
+    return amount
 
 
 class Pool(Executor):
@@ -79,6 +101,10 @@ class Pool(Executor):
             threads of its own, else forkserver (forking a threaded parent can deadlock).
         log_level: when set, log records at this level from the workers reach this process's
             handlers, tagged with the worker's name.
+        max_tasks_per_child: a worker that has run this many items finishes its current one
+            and is replaced (for tasks that leak); no item is lost or run twice.
+        max_worker_memory: the same when a worker's resident memory passes this many bytes
+            (an int, or a string such as "2GiB" or "500MB"), checked between items.
     """
 
     def __init__(
@@ -89,7 +115,13 @@ class Pool(Executor):
         initargs: tuple[Any, ...] = (),
         start_method: str | None = None,
         log_level: int | str | None = None,
+        max_tasks_per_child: int | None = None,
+        max_worker_memory: int | str | None = None,
     ) -> None:
+        if max_tasks_per_child is not None and max_tasks_per_child < 1:
+            raise ValueError(f"max_tasks_per_child must be >= 1, got {max_tasks_per_child}")
+        memory = parse_bytes(max_worker_memory) if max_worker_memory is not None else None
+        limits = Limits(max_tasks_per_child, memory) if max_tasks_per_child or memory else None
         if workers is None:
             workers = _startmethod.available_cpus()
         if workers < 0:
@@ -112,7 +144,8 @@ class Pool(Executor):
 
             forwarder = LogForwarder(ctx, log_level)
             forwarder.start()
-        self._manager = Manager(workers, ctx, self.start_method, init, init_args, forwarder)
+        self._manager = Manager(workers, ctx, self.start_method, init, init_args, forwarder,
+                                limits)
         # Dropped without close(): the manager finishes what was submitted, then stops.
         finalizer = weakref.finalize(self, _release, self._manager)
         finalizer.atexit = False  # type: ignore[misc]
@@ -235,6 +268,17 @@ class Pool(Executor):
         return _flatten(self._start(fn, iterable, Mode.ONE, False, chunksize, progress, timeout,
                                     errors, "task"))
 
+    def cancel(self, future: Future[Any], *, force: bool = False) -> bool:
+        """Cancel a submitted call: ``future.cancel()`` while it waits; with ``force``, also
+        while it runs: it fails with Cancelled at once and its worker is killed and replaced
+        (other calls that worker held go to another). False when it had already finished."""
+        if future.cancel():
+            return True
+        if not force or future.done() or self._manager is None:
+            return False
+        self._manager.force_cancel(future)
+        return True
+
     async def asubmit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """``await pool.asubmit(fn, *args)``: :meth:`submit` for asyncio, never blocking the loop.
         Cancelling the awaiting task cancels the call if it has not started."""
@@ -293,11 +337,11 @@ class Pool(Executor):
         return False
 
     def statistics(self) -> PoolStatistics:
-        """Counters since the pool started: chunks sent to workers, workers that died."""
+        """Counters since the pool started: chunks sent, workers that died, workers retired."""
         manager = self._manager
         if manager is None:
-            return PoolStatistics(0, 0, 0)
-        return PoolStatistics(self.workers, manager.chunks_sent, manager.deaths)
+            return PoolStatistics(0, 0, 0, 0)
+        return PoolStatistics(self.workers, manager.chunks_sent, manager.deaths, manager.retired)
 
     @property
     def pids(self) -> list[int]:

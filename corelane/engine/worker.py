@@ -119,6 +119,35 @@ def _send_results(
                  elapsed, n_run, n_run))
 
 
+class Limits:
+    """When a worker retires: after ``max_tasks`` items, or once its RSS passes ``max_memory``
+    bytes (checked between items, so an item over the line still finishes)."""
+
+    __slots__ = ("max_tasks", "max_memory", "tasks")
+
+    def __init__(self, max_tasks: int | None = None, max_memory: int | None = None) -> None:
+        self.max_tasks = max_tasks
+        self.max_memory = max_memory
+        self.tasks = 0
+
+    def reached(self, running: int = 0) -> bool:
+        """At a limit, counting ``running`` items of the current chunk as done."""
+        if self.max_tasks is not None and self.tasks + running >= self.max_tasks:
+            return True
+        return self.max_memory is not None and rss() > self.max_memory
+
+
+def rss() -> int:
+    """This process's resident memory in bytes (Linux: /proc; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def worker_main(
     conn: Connection,
     slot: Any,
@@ -126,6 +155,7 @@ def worker_main(
     initargs: bytes | None,
     log_config: Any,
     close_fds: list[int],
+    limits: Limits | None = None,
 ) -> None:
     """Entry point of a worker process (the target given to ``Process``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -183,10 +213,13 @@ def worker_main(
             _send(conn, (Msg.LOAD_FAILED, "items", _format(exc)))
             mv[SLOT_STAGE] = Stage.IDLE
             continue
-        _run_chunk(conn, mv, mvd, job_id, fn, mode, budget, precise, items)
+        _run_chunk(conn, mv, mvd, job_id, fn, mode, budget, precise, items, limits)
         mv[SLOT_STAGE] = Stage.FREE  # results are sent: a death from here on blames nobody
         del fn, items, message, payload
         mv[SLOT_STAGE] = Stage.IDLE
+        if limits is not None and limits.reached():
+            _send(conn, (Msg.RETIRE,))  # the parent gives what we still hold to another
+            return
 
 
 def _run_chunk(
@@ -199,8 +232,10 @@ def _run_chunk(
     budget: float,
     precise: bool,
     items: list[Any],
+    limits: Limits | None = None,
 ) -> None:
-    """Run one chunk; stop early (handing back the rest) when cancelled or past the time budget.
+    """Run one chunk; stop early (handing back the rest) when cancelled, past the time budget,
+    or at the worker's task or memory limit (then it retires after this chunk).
 
     Items run in spans: a span is ``stride`` items mapped back to back, the stride doubling until
     clock reads are about CHECK_SECONDS apart. A precise chunk uses spans of one item, each with
@@ -233,6 +268,8 @@ def _run_chunk(
             last_check = now
             if mv[SLOT_CANCEL] == job_id or (budget and now - started > budget):
                 break
+            if limits is not None and limits.reached(pos):
+                break
             if now - last_flush >= FLUSH_SECONDS:
                 _send_results(conn, mv, job_id, first, values, failures, False, 0.0, 0)
                 values = []
@@ -244,6 +281,8 @@ def _run_chunk(
             if precise:
                 mvd[SLOT_START] = now
         end = min(n, pos + stride)
+        if limits is not None and limits.max_tasks is not None:
+            end = min(end, pos + max(1, limits.max_tasks - limits.tasks - pos))
         mv[SLOT_SPAN] = pack_span(pos, end - pos)
         results = map(call, items[pos:end])
         while True:
@@ -256,5 +295,7 @@ def _run_chunk(
         pos = end
     mvd[SLOT_START] = 0.0
     mv[SLOT_JOB] = 0
+    if limits is not None:
+        limits.tasks += pos
     elapsed = monotonic() - started
     _send_results(conn, mv, job_id, first, values, failures, True, elapsed, pos)
