@@ -66,7 +66,12 @@ def test_worker_main_process_sigkilled_job_completes_within_a_minute(
 
 
 @pytest.mark.slow
-def test_worker_main_process_sigkilled_ten_times(tmp_path: Path, broker: RedisServer) -> None:
+@pytest.mark.timeout(900)
+def test_worker_main_process_sigkilled_ten_times(tmp_path: Path, broker: RedisServer,
+                                                 request: pytest.FixtureRequest) -> None:
+    """The soak (about 5 minutes): opt in with ``pytest -m slow``."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("a 10-run soak: select it with -m slow")
     times = []
     for run in range(10):
         things: list[Any] = []
