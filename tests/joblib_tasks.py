@@ -73,3 +73,14 @@ class KillingClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> Any:
         return self.model_.predict(X)
+
+
+def sleep_or_fail(x: int) -> int:
+    """Item 0 fails after 0.3 s (once the others are running); the others run for 20 s."""
+    import time
+
+    if x == 0:
+        time.sleep(0.3)
+        raise RuntimeError("item 0 fails")
+    time.sleep(20)
+    return x

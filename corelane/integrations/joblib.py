@@ -119,14 +119,10 @@ def _acquire(key: _Key, *, reuse: bool) -> _Shared:
     return shared
 
 
-def _release(shared: _Shared, *, stop: bool, kill: bool = False, alone_only: bool = False) -> None:
-    """Stop using ``shared``; ``stop``: close its pool too, ``kill``: terminate it now;
-    ``alone_only``: do either only if no other backend is using the pool."""
+def _release(shared: _Shared, *, stop: bool, kill: bool = False) -> None:
+    """Stop using ``shared``; ``stop``: close its pool too, ``kill``: terminate it now."""
     with _registry_lock:
-        alone = shared.users == 1
         shared.users -= 1
-        if alone_only and not alone:
-            stop = kill = False
         if stop or kill:
             for key, value in list(_registry.items()):
                 if value is shared:
@@ -262,22 +258,22 @@ class CorelaneBackend(AutoBatchingMixin, ParallelBackendBase):
         self.reset_batch_stats()
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
-        """A task failed: drop queued batches and stop running ones if the pool is ours alone."""
+        """A task failed: cancel this call's other batches, running ones included.
+
+        A running batch is stopped with ``Pool.cancel(force=True)``: its worker is killed and
+        replaced, so a reused pool (perhaps serving another Parallel call) stays whole.
+        """
         self._aborting = True
         with self._lock:
             tasks = list(self._tasks)
             self._tasks.clear()
+        shared = self._shared
         for task in tasks:
-            if task.attempt is not None:
-                task.attempt.cancel()  # only batches not yet on a worker
-        shared, self._shared = self._shared, None
-        if shared is not None:
-            # Killing the workers is the one way to stop running batches now; with another
-            # Parallel call on the same pool (another thread), let ours run out instead.
-            _release(shared, stop=True, kill=True, alone_only=True)
-        if ensure_ready and self.parallel is not None:
-            self.configure(n_jobs=self.parallel.n_jobs, parallel=self.parallel,
-                           **self.parallel._backend_kwargs)
+            if task.attempt is not None and shared is not None:
+                shared.pool.cancel(task.attempt, force=True)
+        if not ensure_ready:
+            return  # joblib's terminate() follows and lets go of the pool
+        self._aborting = False
 
     def get_nested_backend(self) -> tuple[Any, int | None]:
         """Backend for Parallel calls made inside a task: threads one level down, then none.
@@ -331,7 +327,9 @@ class CorelaneBackend(AutoBatchingMixin, ParallelBackendBase):
             self._settle(task, Cancelled("the batch was cancelled before it started"), None)
             return
         error = done.exception()
-        if isinstance(error, WorkerDied) and task.deaths < self.max_retries and not self._aborting:
+        with self._lock:
+            live = task in self._tasks  # not dropped by an abort
+        if isinstance(error, WorkerDied) and task.deaths < self.max_retries and live:
             task.deaths += 1
             self._launch(task)
             return

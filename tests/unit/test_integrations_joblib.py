@@ -25,6 +25,7 @@ from joblib_tasks import (
     KillingClassifier,
     fail_on,
     nested_backend,
+    sleep_or_fail,
     square,
     thread_limits,
     whoami,
@@ -101,6 +102,17 @@ def test_a_task_error_raises_the_tasks_own_exception() -> None:
     assert "fail_on" in info.value.__cause__.text  # the worker's file and line
 
 
+def test_a_failure_stops_the_calls_running_batches_and_the_pool_goes_on() -> None:
+    start = time.monotonic()
+    with joblib.parallel_config(backend="corelane", n_jobs=2):
+        with pytest.raises(RuntimeError, match="item 0 fails"):
+            joblib.Parallel(batch_size=1)(joblib.delayed(sleep_or_fail)(i) for i in range(4))
+        # The 20 s batches were killed, not left to run: the next call has both workers now.
+        assert joblib.Parallel()(joblib.delayed(square)(i) for i in range(10)) == [
+            i * i for i in range(10)]
+    assert time.monotonic() - start < 15
+
+
 def test_workers_are_reused_across_calls_unless_reuse_is_off() -> None:
     with joblib.parallel_config(backend="corelane", n_jobs=2):
         first = set(joblib.Parallel()(joblib.delayed(whoami)(i) for i in range(50)))
@@ -164,8 +176,9 @@ def test_a_fit_that_always_kills_fails_with_worker_died_and_leaves_no_process() 
     assert "SIGKILL" in str(info.value)
     assert any("ran 3 times" in note for note in info.value.__notes__)
     assert time.monotonic() - start < 30
-    # The abort killed the pool (no other call used it): nothing of it is left, even before
-    # shutdown() or the suite's own leak check.
+    # The abort stopped the call's other batches; the reused pool goes with shutdown(), and
+    # nothing of it outlives that (the suite's leak check looks again after the test).
+    cj.shutdown()
     deadline = time.monotonic() + 5
     while _workers_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
