@@ -53,6 +53,11 @@ __all__ = ["ClusterPool", "CONNECT_TIMEOUT", "connect"]
 CONNECT_TIMEOUT = 10.0  # s to reach the scheduler before Broken (a typo fails fast, not never)
 WINDOW_CHUNKS_PER_WORKER = 3  # lazy runs: chunks in flight per worker thread (feeds, costs memory)
 POLL = 0.1  # s between checks of deadlines and of the client while waiting for a chunk
+# The Chunker aims at ~50 ms of work per chunk, right for a local round trip of ~0.1 ms; a Dask
+# task costs ~1-3 ms (scheduler, worker, result fetch), so the measured time is told to it scaled
+# down by this factor and chunks (and their floor in time) come out this many times longer.
+# Larger: less overhead; smaller: a shorter tail and finer progress.
+CHUNK_SCALE = 4.0
 RESTART_TIMEOUT = 30.0  # s for a nanny to restart a worker whose item overran its timeout
 
 Run = tuple[int, list[Any], int]  # (first index, values, failures among them), as in the Pool
@@ -305,7 +310,7 @@ class ClusterPool(Executor):
         if not future.set_running_or_notify_cancel():
             return
         try:
-            runs = self._outcomes(None, task, _Chunk([0], [item]))
+            runs = self._outcomes(None, task, _Chunk([0], [item]), _fetch(task))
         except BaseException as exc:  # noqa: BLE001 - Broken and the like: the future's error
             future.set_exception(exc)
             return
@@ -346,20 +351,21 @@ class ClusterPool(Executor):
         task = self.client.submit(run_chunk, run.fn_data, data, len(chunk.items), int(run.mode),
                                   run.timeout, pure=False)
         run.live[task.key] = (task, chunk)
-        task.add_done_callback(run.done.put)
+        task.add_done_callback(lambda t: run.done.put((t, _fetch(t))))
         return failures
 
-    def _outcomes(self, run: _Run | None, task: Any, chunk: _Chunk) -> list[Run]:
-        """Turn a finished task into runs of results; resend what must run item by item."""
+    def _outcomes(self, run: _Run | None, task: Any, chunk: _Chunk,
+                  data: bytes | None) -> list[Run]:
+        """Turn a finished task (``data``: its result) into runs of results; resend what must
+        run item by item."""
         distributed = _distributed()
         status = task.status
-        if status == "finished":
-            data = task.result()
+        if data is not None:
             if data == RELOAD and run is not None:
                 return self._split(run, chunk)
             outcomes, elapsed, _pid = loads(data)
             if run is not None:
-                run.chunker.observe(elapsed, len(chunk.items))
+                run.chunker.observe(elapsed / CHUNK_SCALE, len(chunk.items))
             values: list[Any] = []
             for index, item, outcome in zip(chunk.indices, chunk.items, outcomes, strict=True):
                 if outcome[0] == OK:
@@ -396,7 +402,7 @@ class ClusterPool(Executor):
                 raise run.cancelled
             wait = POLL if deadline is None else min(POLL, deadline - time.monotonic())
             try:
-                task = run.done.get(timeout=max(wait, 0.0))
+                task, data = run.done.get(timeout=max(wait, 0.0))
             except queue.Empty:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError("the map did not finish within its timeout") from None
@@ -405,7 +411,7 @@ class ClusterPool(Executor):
                 continue
             entry = run.live.pop(task.key, None)
             if entry is not None:
-                return self._outcomes(run, task, entry[1])
+                return self._outcomes(run, task, entry[1], data)
 
     def _start(self, fn: Callable[..., Any], iterable: Iterable[Any], mode: Mode, ordered: bool,
                chunksize: int | None, progress: bool | Sink, timeout: float | None,
@@ -508,6 +514,17 @@ class ClusterPool(Executor):
 
 
 _GAVE_UP = "Dask gave up on it after the workers running it died (its allowed-failures were spent)"
+
+
+def _fetch(task: Any) -> bytes | None:
+    """A finished task's result, fetched in Dask's callback thread (off the caller's); None
+    when it did not finish (its status says why)."""
+    if task.status != "finished":
+        return None
+    try:
+        return task.result()
+    except Exception:  # noqa: BLE001 - lost meanwhile: the status says so
+        return None
 
 
 def _contiguous(indices: list[int], values: list[Any]) -> list[Run]:
