@@ -94,6 +94,8 @@ class Pool(Executor):
     Args:
         workers: number of processes (default: the CPUs this process may use); 0 runs every
             call inline in this process, for debugging (no timeouts there).
+        cluster: a Dask scheduler address (or Client, or LocalCluster): the same calls run on
+            that cluster (a :class:`~corelane.engine.cluster.ClusterPool`; ``corelane[dask]``).
         initializer: called once in each worker before any task, with ``initargs``. If it raises,
             the pool fails with InitializerError instead of respawning workers forever.
         initargs: arguments for ``initializer``.
@@ -107,10 +109,18 @@ class Pool(Executor):
             (an int, or a string such as "2GiB" or "500MB"), checked between items.
     """
 
+    def __new__(cls, *args: Any, cluster: Any = None, **kwargs: Any) -> Any:
+        if cluster is not None:  # Pool(cluster="tcp://HOST:8786"): the same calls on Dask
+            from corelane.engine.cluster import ClusterPool
+
+            return ClusterPool(cluster)  # not a Pool, so Pool.__init__ is skipped
+        return super().__new__(cls)
+
     def __init__(
         self,
         workers: int | None = None,
         *,
+        cluster: Any = None,
         initializer: Callable[..., Any] | None = None,
         initargs: tuple[Any, ...] = (),
         start_method: str | None = None,

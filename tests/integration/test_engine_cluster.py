@@ -132,6 +132,9 @@ def test_results_in_order_and_as_finished(cluster: Cluster, pool: ClusterPool) -
         x * x for x in range(50)]
     got = corelane.map(lambda x: -x, range(20), ordered=False, cluster=cluster.address)
     assert sorted(got) == sorted(-x for x in range(20))
+    with corelane.Pool(cluster=cluster.address) as same:  # the Pool entry point, same calls
+        assert isinstance(same, ClusterPool)
+        assert same.submit(tasks.square, 12).result(timeout=60) == 144
     # Both workers took part (chunks, not one big task).
     pids = set(pool.imap(lambda _: os.getpid(), range(40), chunksize=1))
     assert pids == set(cluster.worker_pids())
