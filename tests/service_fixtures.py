@@ -128,6 +128,12 @@ def poison_image() -> bytes:
 # ---------------------------------------------------------------------- a real server process
 
 
+def no_sideways_scroll(page: Any, width: int, where: str) -> None:
+    """The page in a ``width`` px viewport is exactly that wide (issue 12: phones)."""
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll == width, f"{where}: the page is {scroll} px wide in a {width} px viewport"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,6 +179,17 @@ class ServerProcess:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
             body = r.read()
             return json.loads(body) if r.headers.get_content_type() == "application/json" else body
+
+    def wait(self, job_id: str, states: tuple[str, ...] = ("done", "failed", "cancelled"),
+             timeout: float = 60.0) -> dict[str, Any]:
+        """Poll a job until it is in one of ``states`` (bounded); returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job: dict[str, Any] = self.get(f"/api/jobs/{job_id}")
+            if job["state"] in states:
+                return job
+            assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}"
+            time.sleep(0.05)
 
     def post_files(self, files: dict[str, bytes], timeout: float = 30.0, **options: str) -> Any:
         boundary = "corelane-test-boundary"

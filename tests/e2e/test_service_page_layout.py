@@ -7,31 +7,23 @@ its rows and files. Screenshots of each state land in test-artifacts/.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import imaging_samples as samples
 import pytest
 import requests
-from service_fixtures import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ServerProcess, need_browser
+from service_fixtures import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ServerProcess,
+    need_browser,
+    no_sideways_scroll,
+)
 
 VIEWPORTS = [(1280, 800), (390, 844)]
 
 
-def _wait(server: ServerProcess, job_id: str, states: tuple[str, ...]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        job: dict[str, Any] = server.get(f"/api/jobs/{job_id}")
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} stuck in {job['state']}"
-        time.sleep(0.05)
-
-
-def _no_sideways_scroll(page: Any, width: int, where: str) -> None:
-    scroll = page.evaluate("document.documentElement.scrollWidth")
-    assert scroll == width, f"{where}: the page is {scroll} px wide in a {width} px viewport"
 
 
 def _source_files(data: Path) -> int:
@@ -54,12 +46,12 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
         done = server.post_files({"logo.png": samples.png_rgba(480, 360)}, sizes="256")
         failed = server.post_files({"readme.jpg": text})
         for job in (partial, done, failed):
-            _wait(server, job["id"], ("done", "failed"))
+            server.wait(job["id"], ("done", "failed"))
         big = samples.photo_jpeg(2400, 1800, seed=5)
         running = server.post_files({f"scan-{i:02d}.jpg": big for i in range(40)},
                                     sizes="2048,1024,512,256", timeout=120)
         cancelled = server.post_files({"later.jpg": samples.photo_jpeg(300, 200)})
-        _wait(server, running["id"], ("running",))
+        server.wait(running["id"], ("running",))
         assert requests.post(f"{server.url}/api/jobs/{cancelled['id']}/cancel",
                              timeout=10).status_code == 202
         expected = {partial["id"]: "partly done", done["id"]: "done", failed["id"]: "failed",
@@ -82,7 +74,7 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                     expect(row.locator(".counts")).to_contain_text("2 done")
                     expect(row.locator(".counts")).to_contain_text("2 failed")
                     expect(row.locator(".bar .label")).to_have_text("2 / 4 done")
-                    _no_sideways_scroll(page, width, f"/ at {width}")
+                    no_sideways_scroll(page, width, f"/ at {width}")
                     for control in ("#opt-sizes", "#opt-format", "#start", "#dropzone"):
                         box = page.locator(control).bounding_box()
                         assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, control
@@ -98,7 +90,7 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                     expect(page.locator("#jv-stats")).to_contain_text("2 failed")
                     expect(page.locator(".tile.done")).to_have_count(2)
                     expect(page.locator(".tile.failed")).to_have_count(2)
-                    _no_sideways_scroll(page, width, f"partial job view at {width}")
+                    no_sideways_scroll(page, width, f"partial job view at {width}")
                     page.screenshot(path=str(ARTIFACTS / f"service-job-partial-{width}.png"),
                                     full_page=True)
 
@@ -109,7 +101,7 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                     expect(page.locator(".tile[data-shown='processing']")).to_have_count(1)
                     assert page.locator(".tile[data-shown='queued']").count() >= 5
                     expect(page.locator("#jv-stats")).to_contain_text("1 processing")
-                    _no_sideways_scroll(page, width, f"running job view at {width}")
+                    no_sideways_scroll(page, width, f"running job view at {width}")
                     page.screenshot(path=str(ARTIFACTS / f"service-job-running-{width}.png"))
                     page.keyboard.press("Escape")  # closes the job view
                     expect(page.locator("#job-view")).to_be_hidden()
@@ -117,7 +109,7 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                     page.goto(server.url + "/workers")
                     expect(page.locator("#workers-body tr td").first).not_to_have_text(
                         "loading…", timeout=10000)
-                    _no_sideways_scroll(page, width, f"/workers at {width}")
+                    no_sideways_scroll(page, width, f"/workers at {width}")
                     table = page.locator("table.workers").bounding_box()
                     card = page.locator("main .card").bounding_box()
                     assert table and card and table["width"] >= card["width"] - 48

@@ -127,7 +127,10 @@
     if (currentJob && !jobs.has(currentJob)) closeJob();
   });
   for (const name of ["job_created", "job_finished", "job_failed", "job_cancelled", "job_queued"]) {
-    socket.on(name, (msg) => { mergeJob(msg.job, true); renderJobs(); if (msg.job_id === currentJob) { renderJobHead(); refreshPending(); } });
+    socket.on(name, (msg) => {
+      mergeJob(msg.job, true); renderJobs();
+      if (msg.job_id === currentJob) { renderJobHead(); refreshPending(); notify(name); }
+    });
   }
   socket.on("job_deleted", (msg) => forget(msg.job_id));
   socket.on("job_progress", (msg) => {
@@ -142,7 +145,7 @@
     mergeJob(msg.job, true);
     items.clear();
     for (const it of msg.items) items.set(it.id, it);
-    renderJobs(); renderJobHead(); renderGallery();
+    renderJobs(); renderJobHead(); renderGallery(); notify("job_state");
   });
   for (const name of ["item_done", "item_failed"]) {
     socket.on(name, (msg) => {
@@ -195,6 +198,11 @@
   }
 
   // ------------------------------------------------------------------ job view
+  // The duplicates view (duplicates.js) follows the open job through this event.
+  function notify(why) {
+    const j = currentJob && jobs.get(currentJob);
+    document.dispatchEvent(new CustomEvent("corelane:job", { detail: { id: currentJob, state: j ? j.state : null, why } }));
+  }
   function selectJob(id) {
     if (currentJob && currentJob !== id) socket.emit("leave", { job_id: currentJob });
     currentJob = id;
@@ -203,7 +211,7 @@
     $("job-view").hidden = false;
     history.replaceState(null, "", `#job=${id}`);
     socket.emit("join", { job_id: id });
-    renderJobs(); renderJobHead();
+    renderJobs(); renderJobHead(); notify("open");
     $("job-view").scrollIntoView({ behavior: "smooth", block: "start" });
   }
   function closeJob() {
@@ -212,7 +220,7 @@
     items.clear();
     $("job-view").hidden = true;
     history.replaceState(null, "", location.pathname);
-    renderJobs();
+    renderJobs(); notify("close");
   }
   function renderJobHead() {
     const j = jobs.get(currentJob);
@@ -224,7 +232,10 @@
     const o = j.options || {};
     const fmt = (o.format || "").toUpperCase();
     const parts = [plural(j.total || 0, "image"), o.format === "png" ? "PNG (lossless)" : `${fmt} q${o.quality}`,
-      `${(o.sizes || []).join(", ")} px`, `features ${o.features ? "on" : "off"}`, `created ${fmtWhen(j.created_at)}`];
+      `${(o.sizes || []).join(", ")} px`];
+    if (o.crops && o.crops.length) parts.push(`crops ${o.crops.join(", ")}`);
+    if (o.resize === "quality") parts.push("quality resize");
+    parts.push(`features ${o.features ? "on" : "off"}`, `created ${fmtWhen(j.created_at)}`);
     if (j.finished_at) parts.push(`ended ${fmtWhen(j.finished_at)}`);
     $("jv-meta").textContent = parts.join(" · ");
     setBar($("jv-bar"), j);
@@ -286,6 +297,57 @@
     return svg;
   }
 
+  // How a picture sits in its 4:3 tile: each axis's scale against the tile (1 where it fits,
+  // > 1 where cover-fit cuts it, < 1 where contain-fit letterboxes it, for pictures with alpha),
+  // and the object-position that keeps the focal point as central as the picture's edges allow,
+  // so a portrait's face is not cut off by the tile.
+  function fit(aspect, contain, focal) {
+    const r = aspect / (4 / 3);
+    const alongX = (r >= 1) !== Boolean(contain);
+    const sx = alongX ? r : 1, sy = alongX ? 1 : 1 / r;
+    const shift = (v, s) => (s <= 1 ? 0.5 : Math.min(1, Math.max(0, (0.5 - v * s) / (1 - s))));
+    return { sx, sy, px: focal ? shift(focal.x, sx) : 0.5, py: focal ? shift(focal.y, sy) : 0.5 };
+  }
+  // Where a point (0..1 of the picture) lands in the tile, in percent of the tile.
+  const place = (v, s, p) => ((1 - s) * p + v * s) * 100;
+  const FOCAL_SOURCE = { face: "a face", saliency: "the most salient region", center: "the centre (a flat picture)" };
+  function focalMarks(focal, at) {
+    const marks = [];
+    for (const [x, y, w, h] of focal.faces || []) {
+      const box = el("span", { class: "face-box", "aria-hidden": "true" });
+      const left = place(x, at.sx, at.px), top = place(y, at.sy, at.py);
+      box.style.left = `${left}%`; box.style.top = `${top}%`;
+      box.style.width = `${place(x + w, at.sx, at.px) - left}%`; box.style.height = `${place(y + h, at.sy, at.py) - top}%`;
+      marks.push(box);
+    }
+    const why = FOCAL_SOURCE[focal.source] || focal.source;
+    const dot = el("span", { class: "focal", "data-source": focal.source, role: "img", "aria-label": `focal point: ${why}`,
+      title: `Focal point (${focal.x.toFixed(2)}, ${focal.y.toFixed(2)}): ${why}; crops are centred here` });
+    dot.style.left = `${Math.min(100, Math.max(0, place(focal.x, at.sx, at.px)))}%`;
+    dot.style.top = `${Math.min(100, Math.max(0, place(focal.y, at.sy, at.py)))}%`;
+    marks.push(dot);
+    return marks;
+  }
+  // One small preview per crop ratio (the smallest output at least 96 px), linking to the
+  // largest; the chip under it names the ratio.
+  function cropStrip(item) {
+    const strip = el("div", { class: "crops", "aria-label": "smart crops" });
+    for (const [label, crop] of Object.entries(item.crops)) {
+      const sizes = Object.keys(crop.outputs || {}).map(Number).sort((a, b) => a - b);
+      if (!sizes.length) continue;
+      const small = crop.outputs[sizes.find((s) => s >= 96) || sizes[sizes.length - 1]];
+      const big = crop.outputs[sizes[sizes.length - 1]];
+      const img = el("img", { alt: `${label} crop of ${item.name}`, loading: "lazy" });
+      img.src = small.url;
+      const [w, h] = label.split(":").map(Number);
+      img.style.aspectRatio = `${w} / ${h}`;
+      strip.append(el("a", { class: "crop", href: big.url, target: "_blank", rel: "noopener", "data-crop": label,
+        title: `${label} crop around the focal point · ${sizes.map((s) => `${crop.outputs[s].width}×${crop.outputs[s].height}`).join(", ")}` },
+      img, el("span", { text: label })));
+    }
+    return strip;
+  }
+
   function tile(item) {
     const shown = item.state === "queued" ? (pendingLabels().get(item.id) || "queued") : item.state;
     const node = el("div", { class: `tile ${item.state}`, "data-item": item.id, "data-idx": String(item.idx),
@@ -293,10 +355,25 @@
     const hasAlpha = /A$/.test(item.mode || "") && item.output_format !== "jpeg";
     const thumb = el("div", { class: "thumb" + (hasAlpha ? " alpha" : "") });
     const sizes = Object.keys(item.outputs || {}).map(Number).sort((a, b) => a - b);
+    const f = item.features;
     if (item.state === "done" && sizes.length) {
       // The smallest output that still fills a tile sharply; cover-fit, so no letterbox.
       const pick = sizes.find((s) => Math.max(item.outputs[s].width || s, item.outputs[s].height || s) >= 400) || sizes[sizes.length - 1];
-      thumb.append(el("img", { src: item.outputs[pick].url, alt: item.name, loading: "lazy" }));
+      const aspect = item.width && item.height ? item.width / item.height : 4 / 3;
+      const at = fit(aspect, hasAlpha, f && f.focal);
+      const position = `${(at.px * 100).toFixed(1)}% ${(at.py * 100).toFixed(1)}%`;
+      // The BlurHash placeholder shows at once; the image fades in over it when it has loaded.
+      if (f && f.blurhash) {
+        const canvas = el("canvas", { class: "blur", "aria-hidden": "true", "data-blurhash": f.blurhash });
+        canvas.style.objectPosition = position;
+        if (window.corelaneBlurhash && window.corelaneBlurhash.paint(canvas, f.blurhash, aspect)) thumb.append(canvas);
+      }
+      const img = el("img", { alt: item.name, loading: "lazy" });
+      img.style.objectPosition = position;
+      img.addEventListener("load", () => thumb.classList.add("loaded"));
+      img.src = item.outputs[pick].url;
+      thumb.append(img);
+      if (f && f.focal) thumb.append(...focalMarks(f.focal, at));
     } else if (item.state === "failed") {
       thumb.append(icon("alert"));
     } else {
@@ -305,7 +382,6 @@
     }
     const body = el("div", { class: "body" }, el("div", { class: "name", title: item.name, text: item.name }));
     if (item.error) body.append(el("div", { class: "err", text: item.error }));
-    const f = item.features;
     if (item.width) {
       body.append(el("div", { class: "row kv" }, el("b", { text: `${item.width}×${item.height}` }),
         ` ${item.format || ""}${item.mode ? " · " + item.mode : ""}${item.source_bytes ? " · " + fmtBytes(item.source_bytes) : ""}`));
@@ -352,6 +428,7 @@
       }
       body.append(links);
     }
+    if (item.crops && Object.keys(item.crops).length) body.append(cropStrip(item));
     node.append(thumb, body);
     return node;
   }
@@ -378,6 +455,11 @@
   $("jv-retry").onclick = async () => { if (currentJob && await post(`/api/jobs/${currentJob}/retry`)) socket.emit("join", { job_id: currentJob }); };
   $("jv-delete").onclick = () => currentJob && deleteJob(currentJob);
   $("jv-close").onclick = closeJob;
+  $("jv-focal").onclick = () => {
+    const on = $("jv-focal").getAttribute("aria-pressed") !== "true";
+    $("jv-focal").setAttribute("aria-pressed", String(on));
+    $("gallery").classList.toggle("show-focal", on);
+  };
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && currentJob && !e.target.closest("input, select, textarea")) closeJob();
   });
@@ -385,6 +467,9 @@
   window.corelanePage = {
     fmtBytes, plural,
     jobCreated(job) { mergeJob(job, true); selectJob(job.id); },
+    item: (id) => items.get(id),
+    selectJob: (id) => selectJob(id),
+    el,
   };
   const m = /job=([0-9a-f]{32})/.exec(location.hash);
   if (m) selectJob(m[1]);

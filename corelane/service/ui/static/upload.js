@@ -97,6 +97,33 @@
   format.addEventListener("change", syncQuality);
   syncQuality();
 
+  // Crops: the preset chips toggle their ratio in the text field, which also takes any W:H.
+  const crops = $("opt-crops");
+  const CROPS_OK = /^\s*(\d{1,4}\s*:\s*\d{1,4}\s*(,\s*\d{1,4}\s*:\s*\d{1,4}\s*)*)?,?\s*$/;
+  const ratios = () => crops.value.split(",").map((r) => r.replace(/\s+/g, "")).filter(Boolean);
+  function syncCrops() {
+    const have = new Set(ratios());
+    for (const chip of document.querySelectorAll("#crop-presets .chip")) chip.setAttribute("aria-pressed", String(have.has(chip.dataset.ratio)));
+    crops.setCustomValidity(CROPS_OK.test(crops.value) ? "" : "write ratios as W:H, comma-separated (e.g. 1:1,16:9)");
+    clearFieldError();
+  }
+  // A message about a field goes once that field is put right.
+  function clearFieldError() {
+    const err = $("upload-error");
+    if (err.dataset.field && $(err.dataset.field).checkValidity()) { err.hidden = true; delete err.dataset.field; }
+  }
+  $("opt-sizes").addEventListener("input", clearFieldError);
+  for (const chip of document.querySelectorAll("#crop-presets .chip")) {
+    chip.addEventListener("click", () => {
+      const list = ratios(), at = list.indexOf(chip.dataset.ratio);
+      if (at >= 0) list.splice(at, 1); else list.push(chip.dataset.ratio);
+      crops.value = list.join(",");
+      syncCrops();
+    });
+  }
+  crops.addEventListener("input", syncCrops);
+  syncCrops();
+
   // ------------------------------------------------------------------ upload
   function showProgress(loaded, total, started) {
     const secs = Math.max(0.001, (performance.now() - started) / 1000);
@@ -113,13 +140,27 @@
   $("options").addEventListener("submit", (e) => {
     e.preventDefault();
     if (!picked.length || uploading) return;
+    const err = $("upload-error");
+    // Say what is wrong before sending megabytes the server would refuse (the form is
+    // novalidate so the message lands here, where it can be read, not in a bubble).
+    const bad = [...$("options").elements].find((f) => f.willValidate && !f.checkValidity());
+    if (bad) {
+      const name = { "opt-sizes": "Sizes", "opt-crops": "Smart crops" }[bad.id] || bad.name;
+      err.textContent = `${name}: ${bad.validity.patternMismatch ? "use whole numbers separated by commas" : bad.validationMessage}`;
+      err.hidden = false;
+      err.dataset.field = bad.id;
+      bad.focus();
+      return;
+    }
     const form = new FormData();
     for (const p of picked) form.append("files", p.file, p.file.name);
     form.append("sizes", $("opt-sizes").value);
     form.append("format", format.value);
     form.append("quality", quality.value);
     form.append("features", $("opt-features").checked ? "true" : "false");
-    const err = $("upload-error"); err.hidden = true;
+    form.append("crops", ratios().join(","));
+    form.append("resize", $("opt-resize").value);
+    err.hidden = true;
     const box = $("upload-progress"); box.hidden = false;
     uploading = true;
     $("start").disabled = true;
