@@ -26,25 +26,19 @@ that keeps meeting such deaths is isolated the same way, so the loop is bounded.
 from __future__ import annotations
 
 import contextlib
-import copy
-import itertools
-import logging
 import os
-import queue
 import threading
 import time
 import traceback
-from collections import OrderedDict, deque
-from concurrent.futures import Future, InvalidStateError
+from collections import deque
+from concurrent.futures import Future
 from multiprocessing.connection import wait
 from typing import Any
 
-from corelane.engine import _startmethod
 from corelane.engine._protocol import (
     SLOT_CANCEL,
     SLOT_JOB,
     SLOT_SEQ,
-    SLOT_SIZE,
     SLOT_SPAN,
     SLOT_STAGE,
     SLOT_START,
@@ -53,10 +47,12 @@ from corelane.engine._protocol import (
     Stage,
     unpack_span,
 )
+from corelane.engine._records import Chunk, Job, Run, Worker, fresh, settle
 from corelane.engine._serialize import describe, dumps, loads
+from corelane.engine._workers import parent_fds, start_worker, stop_workers
 from corelane.engine.chunking import TARGET_SECONDS, Chunker
 from corelane.engine.results import Failure
-from corelane.engine.worker import FN_CACHE, Limits, worker_main
+from corelane.engine.worker import FN_CACHE, Limits
 from corelane.errors import (
     Broken,
     Cancelled,
@@ -67,8 +63,6 @@ from corelane.errors import (
     WorkerDied,
 )
 
-log = logging.getLogger("corelane.engine")
-
 # Tuning constants, each with its trade-off.
 IDLE_TICK = 0.5  # s between liveness checks when nothing is timed (sentinels wake us anyway)
 TIMED_TICK = 0.02  # s between checks while a timeout or a cancellation is being watched
@@ -78,219 +72,6 @@ STARTUP_FAILURES = 3  # workers dying before they are ready, in a row, before th
 INNOCENT_DEATHS = 3  # deaths no stage pins on a chunk before its items are run one by one
 FN_DEATHS = 2  # deaths while loading a run's function before the whole run fails
 SUBMIT_BATCH = 64  # most submits sent as one chunk when a backlog builds (each keeps its Future)
-JOIN_TIMEOUT = 2.0  # s to wait for a worker to exit after SHUTDOWN before it is killed
-
-_job_ids = itertools.count(1)
-_parent_fds: set[int] = set()  # parent-side pipe ends of every pool's workers (and wake pipes)
-_spawn_lock = threading.Lock()  # one worker start at a time, process-wide (see _spawn_one)
-
-# A run of results for consecutive input indices: (first index, values, failures among them).
-# Failed items hold a Failure in their place in ``values``.
-Run = tuple[int, list[Any], int]
-
-
-def fresh(error: BaseException) -> BaseException:
-    """A new exception equal to ``error``, so raising it again does not grow one traceback."""
-    try:
-        new = copy.copy(error)
-    except Exception:  # noqa: BLE001 - an exotic exception: reuse it rather than fail here
-        return error
-    new.__traceback__ = None
-    new.__cause__ = error.__cause__
-    return new
-
-
-def settle(future: Future[Any], value: Any = None, error: BaseException | None = None) -> None:
-    """Complete ``future``, whatever its done-callbacks do (they run here, on our thread)."""
-    try:
-        if future.done():
-            return
-        if not future.running() and not future.set_running_or_notify_cancel():
-            return  # cancelled before it ran
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(value)
-    except InvalidStateError:
-        return  # settled meanwhile by another thread (a forced cancel)
-    except BaseException:  # noqa: BLE001 - a callback's SystemExit must not end the manager
-        log.exception("a done-callback of a corelane future raised; the future itself is done")
-
-
-class Fn:
-    """A pickled function with an id the workers cache it under."""
-
-    __slots__ = ("id", "data")
-    _ids = itertools.count(1)
-
-    def __init__(self, data: bytes) -> None:
-        self.id = next(Fn._ids)
-        self.data = data
-
-
-class Chunk:
-    """Items sent to a worker as one message; ``done`` counts the positions with results."""
-
-    __slots__ = ("job", "fn", "indices", "items", "payload", "done", "seq", "innocent", "precise",
-                 "futures")
-
-    def __init__(self, job: Job, fn: Fn, indices: list[int], items: list[Any], payload: bytes,
-                 futures: dict[int, Future[Any]] | None = None) -> None:
-        self.job = job
-        self.fn = fn
-        self.indices = indices
-        self.items = items
-        self.payload = payload
-        self.done = 0
-        self.seq = 0  # the worker-local sequence number it was last sent under
-        self.innocent = 0  # deaths of its worker that no stage pinned on it
-        self.precise = False  # one item at a time, each timed (set when isolating a crash)
-        self.futures = futures  # submits: the Future each index settles (None for a run)
-
-    def single(self, pos: int) -> Chunk:
-        """Position ``pos`` alone, to run precisely (its own pickle, its own start time)."""
-        item = self.items[pos]
-        index = self.indices[pos]
-        futures = {index: self.futures[index]} if self.futures is not None else None
-        one = Chunk(self.job, self.fn, [index], [item], dumps([item]), futures)
-        one.precise = True
-        return one
-
-    def runs(self, first: int, values: list[Any], failures: dict[int, Any],
-             skip: set[int] | None = None) -> list[Run]:
-        """Results for positions ``first..`` as runs of consecutive input indices."""
-        for pos, (exc, text) in failures.items():
-            values[pos - first] = Failure(self.indices[pos], self.items[pos], exc, text)
-        indices = self.indices[first : first + len(values)]
-        if skip:
-            kept = [(i, v) for p, (i, v) in enumerate(zip(indices, values, strict=True), first)
-                    if p not in skip]
-            indices = [i for i, _ in kept]
-            values = [v for _, v in kept]
-        if not indices:
-            return []
-        if indices[-1] - indices[0] == len(indices) - 1:  # the usual case: one run
-            return [(indices[0], values, len(failures))]
-        runs: list[Run] = []
-        start = 0
-        for k in range(1, len(indices) + 1):
-            if k == len(indices) or indices[k] != indices[k - 1] + 1:
-                part = values[start:k]
-                runs.append((indices[start], part, sum(isinstance(v, Failure) for v in part)))
-                start = k
-        return runs
-
-
-def cut_chunk(job: Job, first: int, items: list[Any]) -> tuple[Chunk | None, list[Run]]:
-    """Pickle ``items`` (indices from ``first``) as one chunk; unsendable ones become failures."""
-    indices = list(range(first, first + len(items)))
-    failures: list[Run] = []
-    try:
-        payload = dumps(items)
-    except NotPicklable:
-        keep = []
-        for index, item in zip(indices, items, strict=True):
-            try:
-                dumps(item)
-                keep.append((index, item))
-            except NotPicklable as exc:
-                err = NotPicklable(f"item {index} ({describe(item)})", exc.reason)
-                failures.append((index, [Failure(index, item, err)], 1))
-        indices = [index for index, _ in keep]
-        items = [item for _, item in keep]
-        payload = dumps(items)
-    assert job.fn is not None
-    chunk = Chunk(job, job.fn, indices, items, payload) if indices else None
-    return chunk, failures
-
-
-class Job:
-    """One run (an imap or map call), or the pool's shared run of submitted calls.
-
-    Lazy runs are cut by their caller, a window at a time. Eager runs (``source``) hand their
-    whole input over and the manager cuts it as workers free up, so they advance without a
-    consumer, as ``Executor.map`` does. The shared submit job holds one chunk per Future.
-    """
-
-    def __init__(self, fn: Fn | None, mode: Mode, chunker: Chunker, timeout: float | None,
-                 source: list[Any] | None = None, shared: bool = False) -> None:
-        self.id = next(_job_ids)
-        self.fn = fn
-        self.mode = mode
-        self.chunker = chunker
-        self.timeout = timeout
-        self.source = source
-        self.shared = shared
-        self.cut = 0  # items of ``source`` cut into chunks so far
-        self.pending: deque[Chunk] = deque()
-        self.out: queue.SimpleQueue[list[Run] | BaseException] = queue.SimpleQueue()
-        self.buffer: list[Run] = []  # runs delivered in this pass of the manager, not yet out
-        self.dirty: list[Job] | None = None  # the manager's list of jobs with a buffer
-        self.inflight = 0  # chunks on workers
-        self.closed = False  # the caller is done with it (finished, cancelled or failed)
-        self.fatal: BaseException | None = None  # every item fails with this (its fn is bad)
-        self.fn_deaths = 0
-
-    def idle(self) -> bool:
-        """Nothing queued, nothing running, nothing left to cut."""
-        left = self.source is not None and self.cut < len(self.source)
-        return not self.pending and not left and self.inflight == 0
-
-    def take(self) -> Chunk | None:
-        """The next chunk to run: a queued one, else the next cut of an eager run's input."""
-        while True:
-            if self.pending:
-                return self.pending.popleft()
-            if self.source is None or self.cut >= len(self.source):
-                return None
-            first = self.cut
-            items = self.source[first : first + self.chunker.size(first)]
-            self.cut += len(items)
-            chunk, failures = cut_chunk(self, first, items)
-            self.deliver(failures)
-            if chunk is not None:
-                return chunk
-
-    def deliver(self, runs: list[Run]) -> None:
-        """Queue ``runs`` for the consumer; the manager flushes them once per pass, so a burst
-        of results costs the consumer one wake-up, not one per message."""
-        if not runs or self.closed:
-            return
-        if self.dirty is None:
-            self.out.put(runs)
-            return
-        if not self.buffer:
-            self.dirty.append(self)
-        self.buffer.extend(runs)
-
-    def flush(self) -> None:
-        """Hand the buffered runs to the consumer (the manager thread only)."""
-        runs, self.buffer = self.buffer, []
-        if runs and not self.closed:
-            self.out.put(runs)
-
-    def fail(self, error: BaseException) -> None:
-        if not self.closed:
-            self.out.put(fresh(error))
-        self.closed = True
-
-
-class Worker:
-    __slots__ = ("proc", "conn", "mv", "mvd", "inflight", "fn_ids", "ready", "kill_reason",
-                 "cancel_seen", "seq", "retiring")
-
-    def __init__(self, proc: Any, conn: Any, slot: Any) -> None:
-        self.proc = proc
-        self.conn = conn
-        self.mv = memoryview(slot).cast("B").cast("q")
-        self.mvd: Any = memoryview(slot).cast("B").cast("d")
-        self.inflight: deque[Chunk] = deque()
-        self.fn_ids: OrderedDict[int, None] = OrderedDict()  # mirrors the worker's FIFO cache
-        self.ready = False
-        self.kill_reason: tuple[str, int, float] | None = None  # ("timeout"|"cancel", pos, s)
-        self.cancel_seen = 0.0  # when the parent first saw the running job cancelled
-        self.seq = 0
-        self.retiring = False  # at its task or memory limit: it exits after its last results
 
 
 class Manager:
@@ -318,7 +99,7 @@ class Manager:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._wake_sent = False
-        _parent_fds.update((self._wake_r, self._wake_w))
+        parent_fds.update((self._wake_r, self._wake_w))
         self.closing = False
         self.terminating = False
         self.cancel_futures = False
@@ -442,32 +223,11 @@ class Manager:
         if self.closing or self.broken is not None:
             return
         while len(self._pool) < self.workers:
-            with _spawn_lock:
-                self._spawn_one()
+            self._spawn_one()
 
     def _spawn_one(self) -> None:
-        """Start one worker (under _spawn_lock: under fork, a child of another pool's spawn must
-        not catch this pipe between its creation and the closing of our child end)."""
-        slot = self._ctx.RawArray("q", SLOT_SIZE)
-        parent_end, child_end = self._ctx.Pipe(duplex=True)
-        close_fds: list[int] = []
-        if self.start_method == "fork":
-            # The child must not keep any pool's parent-side pipe ends open, or EOF (which
-            # ends workers whose parent died) would never reach those workers.
-            close_fds = [parent_end.fileno(), *_parent_fds]
-        forwarder = self.log_forwarder
-        log_config = forwarder.worker_config() if forwarder is not None else None
-        proc = self._ctx.Process(
-            target=worker_main,
-            args=(child_end, slot, self._init, self._initargs, log_config, close_fds, self._limits),
-            name=f"corelane-worker-{len(self._pool)}",
-            daemon=False,
-        )
-        with _startmethod.main_hidden_if_interactive():
-            proc.start()
-        child_end.close()
-        _parent_fds.add(parent_end.fileno())
-        self._pool.append(Worker(proc, parent_end, slot))
+        self._pool.append(start_worker(self._ctx, self.start_method, self._init, self._initargs,
+                                       self.log_forwarder, self._limits, len(self._pool)))
 
     def _next_chunk(self) -> Chunk | None:
         with self._lock:
@@ -704,7 +464,7 @@ class Manager:
         exitcode = w.proc.exitcode
         pid = w.proc.pid
         self._pool.remove(w)
-        _parent_fds.discard(w.conn.fileno())
+        parent_fds.discard(w.conn.fileno())
         w.conn.close()
         if not w.ready:
             if self.broken is None and not self.terminating and not self.closing:
@@ -866,23 +626,7 @@ class Manager:
             self._dead = True  # from here on, add_job/add_submit fail at once
         error = self.broken or Cancelled("the pool was terminated before this work finished")
         self._fail_everything(error)
-        graceful = not self.terminating and self.broken is None
-        for w in self._pool:
-            if graceful and w.ready:
-                with contextlib.suppress(OSError):
-                    w.conn.send_bytes(dumps((Msg.SHUTDOWN,)))
-            else:
-                with contextlib.suppress(OSError):
-                    w.proc.kill()
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        for w in self._pool:
-            w.proc.join(max(0.0, deadline - time.monotonic()))
-            if w.proc.exitcode is None:
-                with contextlib.suppress(OSError):
-                    w.proc.kill()
-                w.proc.join(1.0)
-            _parent_fds.discard(w.conn.fileno())
-            w.conn.close()
+        stop_workers(self._pool, graceful=not self.terminating and self.broken is None)
         self._pool.clear()
 
     def cleanup(self) -> None:
@@ -895,7 +639,7 @@ class Manager:
         with self._wake_lock:
             for fd in (self._wake_r, self._wake_w):
                 if fd >= 0:
-                    _parent_fds.discard(fd)
+                    parent_fds.discard(fd)
                     with contextlib.suppress(OSError):
                         os.close(fd)
             self._wake_r = self._wake_w = -1

@@ -31,26 +31,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from corelane.engine import _startmethod
-from corelane.engine._manager import (
-    JOIN_TIMEOUT,
-    Chunk,
-    Fn,
-    Job,
-    Manager,
-    Run,
-    cut_chunk,
-    fresh,
-)
+from corelane.engine._manager import Manager
 from corelane.engine._protocol import Mode
+from corelane.engine._records import Chunk, Fn, Job, Run, cut_chunk, fresh
 from corelane.engine._serialize import describe, dumps
+from corelane.engine._workers import JOIN_TIMEOUT
 from corelane.engine.chunking import Chunker
-from corelane.engine.results import Failure
+from corelane.engine.results import Errors, Failure, InTurn, Style
 from corelane.engine.worker import Limits
 from corelane.errors import Cancelled, Closed
 from corelane.progress import Reporter, Sink, make_sink
-
-Errors = Literal["raise", "return"]
-Style = Literal["task", "executor"]  # which exception a failure raises: TaskError or its own
 
 WINDOW_CHUNKS_PER_WORKER = 3  # lazy runs: chunks cut ahead per worker (feeds workers, costs memory)
 
@@ -461,8 +451,8 @@ class Pool(Executor):
         earlier result has been yielded.
         """
         manager = self._manager
-        buffered: dict[int, tuple[list[Any], int]] = {}  # ordered: runs waiting for earlier ones
-        next_index = cut = yielded = 0
+        order = InTurn(ordered, errors, style, reporter)
+        cut = 0
         lazy = job is not None and job.source is None
         exhausted = not lazy
         end = len(job.source) if job is not None and job.source is not None else None
@@ -473,7 +463,7 @@ class Pool(Executor):
                 if job is not None and not exhausted:
                     assert it is not None and manager is not None
                     window = job.chunker.size(cut) * self.workers * WINDOW_CHUNKS_PER_WORKER
-                    while cut - yielded < window:
+                    while cut - order.yielded < window:
                         items = list(itertools.islice(it, job.chunker.size(cut)))
                         if not items:
                             exhausted = True
@@ -485,7 +475,7 @@ class Pool(Executor):
                             manager.wake()
                         early.extend(failures)
                         cut += len(items)
-                if end is not None and yielded == end:
+                if end is not None and order.yielded == end:
                     break
                 if job is None:  # inline: one run at a time, computed now
                     assert it is not None
@@ -495,27 +485,7 @@ class Pool(Executor):
                     batch = [got]
                 else:
                     batch = early or self._next_results(job, deadline)
-                for first, values, n_failed in batch:
-                    if ordered and first != next_index:
-                        buffered[first] = (values, n_failed)
-                        continue
-                    due = [(values, n_failed)]
-                    if ordered:
-                        next_index = first + len(values)
-                        while next_index in buffered:
-                            due.append(buffered.pop(next_index))
-                            next_index += len(due[-1][0])
-                    for values, n_failed in due:
-                        yielded += len(values)
-                        if n_failed and errors == "raise":
-                            k = next(i for i, v in enumerate(values) if isinstance(v, Failure))
-                            reporter.add(k, 1)
-                            if k:
-                                yield values[:k]
-                            bad = values[k]
-                            raise bad.to_error() if style == "task" else bad.raised()
-                        reporter.add(len(values), n_failed)
-                        yield values
+                yield from order.emit(batch)
             state = "finished"
         except KeyboardInterrupt:
             self.terminate()

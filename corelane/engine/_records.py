@@ -1,0 +1,231 @@
+"""The records the manager keeps: functions, chunks, jobs, workers; and the two guards every
+hand-off of a user's object goes through (``fresh`` for errors raised again, ``settle`` for
+Futures whose done-callbacks run on the manager's thread).
+
+See :mod:`corelane.engine._manager` for how they move.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import queue
+from collections import OrderedDict, deque
+from concurrent.futures import Future, InvalidStateError
+from typing import Any
+
+from corelane.engine._protocol import Mode
+from corelane.engine._serialize import describe, dumps
+from corelane.engine.chunking import Chunker
+from corelane.engine.results import Failure, Run
+from corelane.errors import NotPicklable
+
+log = logging.getLogger("corelane.engine")
+
+_job_ids = itertools.count(1)
+
+
+
+def fresh(error: BaseException) -> BaseException:
+    """A new exception equal to ``error``, so raising it again does not grow one traceback."""
+    try:
+        new = copy.copy(error)
+    except Exception:  # noqa: BLE001 - an exotic exception: reuse it rather than fail here
+        return error
+    new.__traceback__ = None
+    new.__cause__ = error.__cause__
+    return new
+
+
+def settle(future: Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+    """Complete ``future``, whatever its done-callbacks do (they run here, on our thread)."""
+    try:
+        if future.done():
+            return
+        if not future.running() and not future.set_running_or_notify_cancel():
+            return  # cancelled before it ran
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+    except InvalidStateError:
+        return  # settled meanwhile by another thread (a forced cancel)
+    except BaseException:  # noqa: BLE001 - a callback's SystemExit must not end the manager
+        log.exception("a done-callback of a corelane future raised; the future itself is done")
+
+
+class Fn:
+    """A pickled function with an id the workers cache it under."""
+
+    __slots__ = ("id", "data")
+    _ids = itertools.count(1)
+
+    def __init__(self, data: bytes) -> None:
+        self.id = next(Fn._ids)
+        self.data = data
+
+
+class Chunk:
+    """Items sent to a worker as one message; ``done`` counts the positions with results."""
+
+    __slots__ = ("job", "fn", "indices", "items", "payload", "done", "seq", "innocent", "precise",
+                 "futures")
+
+    def __init__(self, job: Job, fn: Fn, indices: list[int], items: list[Any], payload: bytes,
+                 futures: dict[int, Future[Any]] | None = None) -> None:
+        self.job = job
+        self.fn = fn
+        self.indices = indices
+        self.items = items
+        self.payload = payload
+        self.done = 0
+        self.seq = 0  # the worker-local sequence number it was last sent under
+        self.innocent = 0  # deaths of its worker that no stage pinned on it
+        self.precise = False  # one item at a time, each timed (set when isolating a crash)
+        self.futures = futures  # submits: the Future each index settles (None for a run)
+
+    def single(self, pos: int) -> Chunk:
+        """Position ``pos`` alone, to run precisely (its own pickle, its own start time)."""
+        item = self.items[pos]
+        index = self.indices[pos]
+        futures = {index: self.futures[index]} if self.futures is not None else None
+        one = Chunk(self.job, self.fn, [index], [item], dumps([item]), futures)
+        one.precise = True
+        return one
+
+    def runs(self, first: int, values: list[Any], failures: dict[int, Any],
+             skip: set[int] | None = None) -> list[Run]:
+        """Results for positions ``first..`` as runs of consecutive input indices."""
+        for pos, (exc, text) in failures.items():
+            values[pos - first] = Failure(self.indices[pos], self.items[pos], exc, text)
+        indices = self.indices[first : first + len(values)]
+        if skip:
+            kept = [(i, v) for p, (i, v) in enumerate(zip(indices, values, strict=True), first)
+                    if p not in skip]
+            indices = [i for i, _ in kept]
+            values = [v for _, v in kept]
+        if not indices:
+            return []
+        if indices[-1] - indices[0] == len(indices) - 1:  # the usual case: one run
+            return [(indices[0], values, len(failures))]
+        runs: list[Run] = []
+        start = 0
+        for k in range(1, len(indices) + 1):
+            if k == len(indices) or indices[k] != indices[k - 1] + 1:
+                part = values[start:k]
+                runs.append((indices[start], part, sum(isinstance(v, Failure) for v in part)))
+                start = k
+        return runs
+
+
+def cut_chunk(job: Job, first: int, items: list[Any]) -> tuple[Chunk | None, list[Run]]:
+    """Pickle ``items`` (indices from ``first``) as one chunk; unsendable ones become failures."""
+    indices = list(range(first, first + len(items)))
+    failures: list[Run] = []
+    try:
+        payload = dumps(items)
+    except NotPicklable:
+        keep = []
+        for index, item in zip(indices, items, strict=True):
+            try:
+                dumps(item)
+                keep.append((index, item))
+            except NotPicklable as exc:
+                err = NotPicklable(f"item {index} ({describe(item)})", exc.reason)
+                failures.append((index, [Failure(index, item, err)], 1))
+        indices = [index for index, _ in keep]
+        items = [item for _, item in keep]
+        payload = dumps(items)
+    assert job.fn is not None
+    chunk = Chunk(job, job.fn, indices, items, payload) if indices else None
+    return chunk, failures
+
+
+class Job:
+    """One run (an imap or map call), or the pool's shared run of submitted calls.
+
+    Lazy runs are cut by their caller, a window at a time. Eager runs (``source``) hand their
+    whole input over and the manager cuts it as workers free up, so they advance without a
+    consumer, as ``Executor.map`` does. The shared submit job holds one chunk per Future.
+    """
+
+    def __init__(self, fn: Fn | None, mode: Mode, chunker: Chunker, timeout: float | None,
+                 source: list[Any] | None = None, shared: bool = False) -> None:
+        self.id = next(_job_ids)
+        self.fn = fn
+        self.mode = mode
+        self.chunker = chunker
+        self.timeout = timeout
+        self.source = source
+        self.shared = shared
+        self.cut = 0  # items of ``source`` cut into chunks so far
+        self.pending: deque[Chunk] = deque()
+        self.out: queue.SimpleQueue[list[Run] | BaseException] = queue.SimpleQueue()
+        self.buffer: list[Run] = []  # runs delivered in this pass of the manager, not yet out
+        self.dirty: list[Job] | None = None  # the manager's list of jobs with a buffer
+        self.inflight = 0  # chunks on workers
+        self.closed = False  # the caller is done with it (finished, cancelled or failed)
+        self.fatal: BaseException | None = None  # every item fails with this (its fn is bad)
+        self.fn_deaths = 0
+
+    def idle(self) -> bool:
+        """Nothing queued, nothing running, nothing left to cut."""
+        left = self.source is not None and self.cut < len(self.source)
+        return not self.pending and not left and self.inflight == 0
+
+    def take(self) -> Chunk | None:
+        """The next chunk to run: a queued one, else the next cut of an eager run's input."""
+        while True:
+            if self.pending:
+                return self.pending.popleft()
+            if self.source is None or self.cut >= len(self.source):
+                return None
+            first = self.cut
+            items = self.source[first : first + self.chunker.size(first)]
+            self.cut += len(items)
+            chunk, failures = cut_chunk(self, first, items)
+            self.deliver(failures)
+            if chunk is not None:
+                return chunk
+
+    def deliver(self, runs: list[Run]) -> None:
+        """Queue ``runs`` for the consumer; the manager flushes them once per pass, so a burst
+        of results costs the consumer one wake-up, not one per message."""
+        if not runs or self.closed:
+            return
+        if self.dirty is None:
+            self.out.put(runs)
+            return
+        if not self.buffer:
+            self.dirty.append(self)
+        self.buffer.extend(runs)
+
+    def flush(self) -> None:
+        """Hand the buffered runs to the consumer (the manager thread only)."""
+        runs, self.buffer = self.buffer, []
+        if runs and not self.closed:
+            self.out.put(runs)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.closed:
+            self.out.put(fresh(error))
+        self.closed = True
+
+
+class Worker:
+    __slots__ = ("proc", "conn", "mv", "mvd", "inflight", "fn_ids", "ready", "kill_reason",
+                 "cancel_seen", "seq", "retiring")
+
+    def __init__(self, proc: Any, conn: Any, slot: Any) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.mv = memoryview(slot).cast("B").cast("q")
+        self.mvd: Any = memoryview(slot).cast("B").cast("d")
+        self.inflight: deque[Chunk] = deque()
+        self.fn_ids: OrderedDict[int, None] = OrderedDict()  # mirrors the worker's FIFO cache
+        self.ready = False
+        self.kill_reason: tuple[str, int, float] | None = None  # ("timeout"|"cancel", pos, s)
+        self.cancel_seen = 0.0  # when the parent first saw the running job cancelled
+        self.seq = 0
+        self.retiring = False  # at its task or memory limit: it exits after its last results
