@@ -8,6 +8,16 @@ as one corelane pickle, so one unpicklable result fails only its own item. Nothi
 on a user's error: a Dask task that errs means corelane itself could not run (not installed on
 the worker, say), which the client turns into Broken.
 
+What comes back is ``(values, problems, seconds, pid)``: the items' return values in order, and
+only for the items that did not return a value, their outcome by position in the chunk
+(``{position: (ERROR, exception, traceback) | (TIMEOUT, worker address, pid)}``, ``None`` in
+``values`` there). The usual chunk, every item fine, is one flat list: no per-item tuple to
+build, pickle, unpickle and unpack (on the client, that loop was most of a fast map's cost).
+
+The function arrives as the same bytes with every chunk of a run (or as the value of one
+scattered Future, when it is large); a worker keeps the last few it unpickled, as the local
+engine's workers keep the functions of a run, so each chunk does not unpickle it again.
+
 Imported on the workers by reference, so it must not import Dask at module level either (it
 only asks ``distributed`` for the worker's address when an item overruns its timeout).
 """
@@ -18,6 +28,7 @@ import os
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from typing import Any
 
 from corelane.engine._protocol import Mode
@@ -28,6 +39,34 @@ __all__ = ["OK", "ERROR", "TIMEOUT", "RELOAD", "run_chunk"]
 
 OK, ERROR, TIMEOUT = 0, 1, 2  # the kinds of one item's outcome
 RELOAD = b"reload"  # the chunk's items could not be unpickled here: send them one by one
+FUNCTIONS_KEPT = 4  # unpickled functions a worker keeps, by their pickle (LRU; a closure's
+#                    captured data stays in the worker's memory while it is kept)
+
+_functions: OrderedDict[bytes, Any] = OrderedDict()
+_functions_lock = threading.Lock()  # a worker of several threads runs chunks side by side
+
+
+def _function(fn_data: bytes) -> Any:
+    """The function pickled in ``fn_data``, unpickled once per worker while it is in use."""
+    with _functions_lock:
+        fn = _functions.get(fn_data)
+        if fn is not None:
+            _functions.move_to_end(fn_data)
+            return fn
+    fn = loads(fn_data)
+    with _functions_lock:
+        _functions[fn_data] = fn
+        while len(_functions) > FUNCTIONS_KEPT:
+            _functions.popitem(last=False)
+    return fn
+
+
+def _error(exc: BaseException) -> tuple[Any, ...]:
+    """An item's failure: the exception (if it survives a pickle) and its traceback from the
+    user's function on (the first frame, ours, left out)."""
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return (ERROR, portable_exception(exc), text)
 
 
 def _outcome(fn: Any, item: Any, mode: int) -> tuple[Any, ...]:
@@ -42,9 +81,7 @@ def _outcome(fn: Any, item: Any, mode: int) -> tuple[Any, ...]:
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: BLE001 - SystemExit too: the item's failure
-        tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None  # from fn on
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-        return (ERROR, portable_exception(exc), text)
+        return _error(exc)
 
 
 def _timed_outcome(fn: Any, item: Any, mode: int, timeout: float) -> tuple[Any, ...]:
@@ -66,36 +103,63 @@ def _timed_outcome(fn: Any, item: Any, mode: int, timeout: float) -> tuple[Any, 
     return (TIMEOUT, get_worker().address, os.getpid())
 
 
+def _all_failed(n: int, failed: BaseException) -> bytes:
+    return dumps(([None] * n, {i: (ERROR, failed, "") for i in range(n)}, 0.0, os.getpid()))
+
+
 def run_chunk(fn_data: bytes, items_data: bytes, n: int, mode: int,
               timeout: float | None) -> bytes:
     """Run ``fn`` on each of the ``n`` items of one chunk; return the pickled
-    ``(outcomes, seconds, pid)``, or RELOAD when the items cannot be unpickled here."""
+    ``(values, problems, seconds, pid)``, or RELOAD when the items cannot be unpickled here."""
     try:
-        fn = loads(fn_data)
+        fn = _function(fn_data)
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - every item fails the same way
-        failed = NotPicklable("the function", f"unpickling it on the worker: {exc!r}")
-        return dumps(([(ERROR, failed, "")] * n, 0.0, os.getpid()))
+        return _all_failed(n, NotPicklable("the function", f"unpickling it on the worker: {exc!r}"))
     try:
         items = loads(items_data)
     except (Exception, SystemExit) as exc:  # noqa: BLE001
         if n > 1:
             return RELOAD  # the client resends them one by one, so only the bad one fails
-        failed = NotPicklable("the item", f"unpickling it on the worker: {exc!r}")
-        return dumps(([(ERROR, failed, "")], 0.0, os.getpid()))
+        return _all_failed(1, NotPicklable("the item", f"unpickling it on the worker: {exc!r}"))
     started = time.perf_counter()
-    if timeout is None:
-        outcomes = [_outcome(fn, item, mode) for item in items]
+    values: list[Any] = []
+    problems: dict[int, tuple[Any, ...]] = {}
+    if mode == Mode.ONE and timeout is None:  # the usual case, with no call between
+        for position, item in enumerate(items):
+            try:
+                values.append(fn(item))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - SystemExit too: the item's failure
+                values.append(None)
+                problems[position] = _error(exc)
     else:
-        outcomes = [_timed_outcome(fn, item, mode, timeout) for item in items]
+        for position, item in enumerate(items):
+            if timeout is None:
+                outcome = _outcome(fn, item, mode)
+            else:
+                outcome = _timed_outcome(fn, item, mode, timeout)
+            if outcome[0] == OK:
+                values.append(outcome[1])
+            else:
+                values.append(None)
+                problems[position] = outcome
     elapsed = time.perf_counter() - started
     del fn, items
     try:
-        return dumps((outcomes, elapsed, os.getpid()))
+        return dumps((values, problems, elapsed, os.getpid()))
     except NotPicklable:
         pass
-    for i, outcome in enumerate(outcomes):  # fail only the results that cannot travel
+    for position, value in enumerate(values):  # fail only the results that cannot travel
+        if position in problems:
+            try:
+                dumps(problems[position], "the result")
+            except NotPicklable as exc:  # the item's exception itself
+                problems[position] = (ERROR, exc, "")
+            continue
         try:
-            dumps(outcome, "the result")
+            dumps(value, "the result")
         except NotPicklable as exc:
-            outcomes[i] = (ERROR, exc, "")
-    return dumps((outcomes, elapsed, os.getpid()))
+            values[position] = None
+            problems[position] = (ERROR, exc, "")
+    return dumps((values, problems, elapsed, os.getpid()))

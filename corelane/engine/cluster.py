@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import queue
 import threading
 import time
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, Literal
 
-from corelane.engine._cluster_task import ERROR, OK, RELOAD, run_chunk
+from corelane.engine._cluster_task import ERROR, RELOAD, run_chunk
 from corelane.engine._protocol import Mode
 from corelane.engine._serialize import describe, dumps, loads
 from corelane.engine.chunking import Chunker
@@ -52,6 +53,14 @@ __all__ = ["ClusterPool", "CONNECT_TIMEOUT", "connect"]
 
 CONNECT_TIMEOUT = 10.0  # s to reach the scheduler before Broken (a typo fails fast, not never)
 WINDOW_CHUNKS_PER_WORKER = 3  # lazy runs: chunks in flight per worker thread (feeds, costs memory)
+# ... more when chunks are short (a fixed small chunksize, cheap items): a task's round trip
+# through the scheduler takes milliseconds, so 3 short chunks a worker leave it idle between
+# them. The window then holds about WINDOW_SECONDS of work per worker thread, at most this many.
+MAX_WINDOW_CHUNKS_PER_WORKER = 8
+WINDOW_SECONDS = 0.05
+# A function whose pickle is larger than this (a closure holding data) is scattered to the
+# cluster once and its Future passed to every task, instead of its bytes riding with each one.
+SCATTER_ABOVE = 64 * 1024
 POLL = 0.1  # s between checks of deadlines and of the client while waiting for a chunk
 # The Chunker aims at ~50 ms of work per chunk, right for a local round trip of ~0.1 ms; a Dask
 # task costs ~1-3 ms (scheduler, worker, result fetch), so the measured time is told to it scaled
@@ -109,7 +118,7 @@ class _Chunk:
 class _Run:
     """One imap/map call: its function, its chunks in flight and the queue they finish into."""
 
-    def __init__(self, fn_data: bytes, mode: Mode, chunker: Chunker,
+    def __init__(self, fn_data: Any, mode: Mode, chunker: Chunker,
                  timeout: float | None) -> None:
         self.fn_data = fn_data
         self.mode = mode
@@ -140,7 +149,8 @@ class ClusterPool(Executor):
         self._lock = threading.Lock()
         self._submits: dict[str, tuple[Any, Future[Any]]] = {}
         self._runs: weakref.WeakSet[_Run] = weakref.WeakSet()
-        self._fns: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
+        # fn -> its pickle, or the Future of its scattered pickle (released with fn)
+        self._fns: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     @property
     def workers(self) -> int:
@@ -274,18 +284,22 @@ class ClusterPool(Executor):
         if self.client.status in ("closing", "closed"):
             raise Broken(f"the Dask client of {self.address} is closed")
 
-    def _fn(self, fn: Callable[..., Any]) -> bytes:
-        """The pickled function, cached while ``fn`` lives (weakly)."""
+    def _fn(self, fn: Callable[..., Any]) -> Any:
+        """The pickled function as tasks take it: its bytes, or, past SCATTER_ABOVE, the
+        Future of the bytes scattered once (each worker fetches them once, not per chunk).
+        Cached while ``fn`` lives (weakly)."""
         if not callable(fn):
             raise TypeError(f"expected a callable, got {describe(fn)}")
         with contextlib.suppress(TypeError):  # not weakly referable: no cache
             hit = self._fns.get(fn)
             if hit is not None:
                 return hit
-        data = dumps(fn)
+        shipped: Any = dumps(fn)
+        if len(shipped) > SCATTER_ABOVE:
+            shipped = self.client.scatter(shipped, hash=True)
         with contextlib.suppress(TypeError):
-            self._fns[fn] = data
-        return data
+            self._fns[fn] = shipped
+        return shipped
 
     def _close_client(self) -> None:
         if self._owned and self.client.status not in ("closing", "closed"):
@@ -363,20 +377,19 @@ class ClusterPool(Executor):
         if data is not None:
             if data == RELOAD and run is not None:
                 return self._split(run, chunk)
-            outcomes, elapsed, _pid = loads(data)
+            values, problems, elapsed, _pid = loads(data)
             if run is not None:
                 run.chunker.observe(elapsed / CHUNK_SCALE, len(chunk.items))
-            values: list[Any] = []
-            for index, item, outcome in zip(chunk.indices, chunk.items, outcomes, strict=True):
-                if outcome[0] == OK:
-                    values.append(outcome[1])
-                elif outcome[0] == ERROR:
-                    values.append(Failure(index, item, outcome[1], outcome[2]))
+            for position, outcome in problems.items():  # only the items that did not return
+                index, item = chunk.indices[position], chunk.items[position]
+                if outcome[0] == ERROR:
+                    values[position] = Failure(index, item, outcome[1], outcome[2])
                 else:  # TIMEOUT: (kind, worker address, worker pid)
                     assert run is not None and run.timeout is not None
                     self._restart(outcome[1])
-                    values.append(Failure(index, item, TaskTimeout(index, run.timeout, outcome[2])))
-            return _contiguous(chunk.indices, values)
+                    values[position] = Failure(index, item,
+                                               TaskTimeout(index, run.timeout, outcome[2]))
+            return _contiguous(chunk.indices, values, len(problems))
         if status == "error":
             exc = task.exception()
             if isinstance(exc, distributed.KilledWorker):
@@ -460,7 +473,7 @@ class ClusterPool(Executor):
         try:
             while True:
                 if end is None:
-                    window = run.chunker.size(cut) * slots * WINDOW_CHUNKS_PER_WORKER
+                    window = run.chunker.size(cut) * slots * _window_chunks(run.chunker)
                     while cut - yielded < window:
                         items = list(itertools.islice(it, run.chunker.size(cut)))
                         if not items:
@@ -513,6 +526,15 @@ class ClusterPool(Executor):
                 self.terminate()
 
 
+def _window_chunks(chunker: Chunker) -> int:
+    """Chunks in flight per worker thread: 3, or up to 8 when chunks are short."""
+    if chunker.per_item is None:
+        return WINDOW_CHUNKS_PER_WORKER
+    chunk_seconds = chunker.per_item * CHUNK_SCALE * chunker.size()
+    wanted = math.ceil(WINDOW_SECONDS / max(chunk_seconds, 1e-9))
+    return max(WINDOW_CHUNKS_PER_WORKER, min(MAX_WINDOW_CHUNKS_PER_WORKER, wanted))
+
+
 _GAVE_UP = "Dask gave up on it after the workers running it died (its allowed-failures were spent)"
 
 
@@ -527,15 +549,17 @@ def _fetch(task: Any) -> bytes | None:
         return None
 
 
-def _contiguous(indices: list[int], values: list[Any]) -> list[Run]:
+def _contiguous(indices: list[int], values: list[Any], failed: int) -> list[Run]:
     """Split a chunk's values into runs of consecutive indices (items dropped before sending
-    leave gaps), each with its count of failures."""
+    leave gaps), each with its count of failures (``failed`` in all)."""
+    if indices[-1] - indices[0] == len(indices) - 1:  # increasing: no gap, the usual chunk
+        return [(indices[0], values, failed)]
     runs: list[Run] = []
-    for index, value in zip(indices, values, strict=True):
-        failed = int(isinstance(value, Failure))
-        if runs and runs[-1][0] + len(runs[-1][1]) == index:
-            runs[-1][1].append(value)
-            runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + failed)
-        else:
-            runs.append((index, [value], failed))
+    start = 0
+    for k in range(1, len(indices) + 1):
+        if k == len(indices) or indices[k] != indices[k - 1] + 1:
+            part = values[start:k]
+            n_failed = sum(type(v) is Failure for v in part) if failed else 0
+            runs.append((indices[start], part, n_failed))
+            start = k
     return runs

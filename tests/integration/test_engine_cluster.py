@@ -40,7 +40,11 @@ except ImportError:  # pragma: no cover - the dask extra is part of corelane[tes
     pytest.skip("dask[distributed] is not installed (pip install 'corelane[dask]')",
                 allow_module_level=True)
 
-from corelane.engine.cluster import ClusterPool  # noqa: E402
+from corelane.engine.cluster import (  # noqa: E402
+    MAX_WINDOW_CHUNKS_PER_WORKER,
+    SCATTER_ABOVE,
+    ClusterPool,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -181,6 +185,26 @@ def test_unpicklable_item_fails_alone_and_function_fails_fast(pool: ClusterPool)
         pool.submit(lambda: lock.locked())
 
 
+def test_a_large_closure_is_scattered_once(cluster: Cluster, pool: ClusterPool) -> None:
+    table = bytes(range(256)) * (2 * SCATTER_ABOVE // 256)  # its pickle is past SCATTER_ABOVE
+
+    def lookup(x: int) -> int:
+        return table[x % len(table)] + x
+
+    before = set(cluster.client.who_has())
+    assert list(pool.imap(lookup, range(300), chunksize=5)) == [lookup(x) for x in range(300)]
+    assert pool.submit(lookup, 7).result(timeout=30) == lookup(7)
+    # One key on the cluster holds the function's bytes, shared by the 61 tasks that used it.
+    scattered = [k for k in set(cluster.client.who_has()) - before
+                 if str(k).startswith("bytes-")]
+    assert len(scattered) == 1, scattered
+    del lookup
+    deadline = time.monotonic() + 10  # released with the function
+    while set(cluster.client.who_has()) & set(scattered) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not set(cluster.client.who_has()) & set(scattered)
+
+
 def test_a_worker_killed_mid_map_the_map_completes(cluster: Cluster, pool: ClusterPool) -> None:
     victim = cluster.worker_pids()[0]
     killer = threading.Timer(1.0, os.kill, (victim, signal.SIGKILL))
@@ -230,8 +254,9 @@ def test_endless_generator_bounded_read_ahead_flat_memory(pool: ClusterPool) -> 
         max_ahead = max(max_ahead, read - consumed)
         if consumed == 60_000:
             break
-    # At most ~3 chunks per worker thread were read ahead of the consumer.
-    assert max_ahead <= 200 * 2 * 3 + 200 + 1, max_ahead
+    # At most MAX_WINDOW_CHUNKS_PER_WORKER chunks per worker thread (cheap items: short
+    # chunks, so more than 3 in flight) were read ahead of the consumer.
+    assert max_ahead <= 200 * 2 * MAX_WINDOW_CHUNKS_PER_WORKER + 200 + 1, max_ahead
     assert rss[-1] - rss[0] < 20 * 2**20, [r // 2**20 for r in rss]
 
 
