@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import corelane  # noqa: E402
-from benchmarks._report import OUT, machine, median_time, table, write_section  # noqa: E402
+from benchmarks._report import OUT, interleaved, machine, table, write_section  # noqa: E402
 
 WORKERS = os.cpu_count() or 2
 CTX = mp.get_context("fork")  # the peers' fastest start method on Linux; corelane's default here
@@ -141,7 +141,6 @@ def tuned_chunks(n: int) -> int:
 # ---------------------------------------------------------------- running
 
 
-measure = median_time  # median wall time of fn() over `repeat` runs
 
 
 def speed_rows(
@@ -161,55 +160,71 @@ def speed_rows(
 HEAD = ["row", "median s", "speedup vs serial", "ratio to ceiling", "note"]
 
 
-def bench_w1(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
+SCALED = " (on 1/10, scaled)"
+
+
+def _timed(fns: dict[str, Callable[[], object]], rounds: int) -> tuple[float, float, list[tuple[str, float]]]:
+    """Interleaved medians; returns (serial, ceiling, rows), rows on a tenth scaled back up."""
+    got = interleaved(fns, rounds)
+    serial, ceil = got.pop("serial"), got.pop("ceiling")
+    serial_small = got.pop("serial small", None)
+    rows = []
+    for name, seconds in got.items():
+        if name.endswith(SCALED) and serial_small:
+            seconds *= serial / serial_small
+        rows.append((name, seconds))
+    return serial, ceil, rows
+
+
+def bench_w1(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
     count = 70_000 if quick else 700_000
     numbers = list(range(10_000_000, 10_000_000 + count))
     small = numbers[: count // 10]  # the very slow peers run on a tenth, scaled back up
-    serial = measure(lambda: list(map(is_prime, numbers)), 1)
-    serial_small = measure(lambda: list(map(is_prime, small)), 1)
-    ceil = measure(lambda: ceiling(is_prime, balanced_blocks(numbers, WORKERS)), repeat)
-    rows = [
-        ("corelane.map", measure(lambda: run_corelane(is_prime, numbers), repeat)),
-        ("multiprocessing.Pool.map (default chunks)", measure(lambda: run_pool_map(is_prime, numbers), repeat)),
-        ("Pool.map, tutorial chunks len//(workers*4)",
-         measure(lambda: run_pool_map(is_prime, numbers, tuned_chunks(count)), repeat)),
-        ("ProcessPoolExecutor.map chunksize tuned",
-         measure(lambda: run_ppe(is_prime, numbers, tuned_chunks(count)), repeat)),
-        ("joblib.Parallel", measure(lambda: run_joblib(is_prime, numbers), repeat)),
-        ("mpire.WorkerPool.map", measure(lambda: run_mpire(is_prime, numbers), repeat)),
-        ("Pool.imap chunksize=1 (on 1/10, scaled)",
-         measure(lambda: run_pool_imap1(is_prime, small), 1) * serial / serial_small),
-        ("ProcessPoolExecutor.map chunksize=1 (on 1/10, scaled)",
-         measure(lambda: run_ppe(is_prime, small, 1), 1) * serial / serial_small),
-    ]
+    serial, ceil, rows = _timed({
+        "serial": lambda: list(map(is_prime, numbers)),
+        "serial small": lambda: list(map(is_prime, small)),
+        "ceiling": lambda: ceiling(is_prime, balanced_blocks(numbers, WORKERS)),
+        "corelane.map": lambda: run_corelane(is_prime, numbers),
+        "multiprocessing.Pool.map (default chunks)": lambda: run_pool_map(is_prime, numbers),
+        "Pool.map, tutorial chunks len//(workers*4)":
+            lambda: run_pool_map(is_prime, numbers, tuned_chunks(count)),
+        "ProcessPoolExecutor.map chunksize tuned":
+            lambda: run_ppe(is_prime, numbers, tuned_chunks(count)),
+        "joblib.Parallel": lambda: run_joblib(is_prime, numbers),
+        "mpire.WorkerPool.map": lambda: run_mpire(is_prime, numbers),
+        "Pool.imap chunksize=1" + SCALED: lambda: run_pool_imap1(is_prime, small),
+        "ProcessPoolExecutor.map chunksize=1" + SCALED: lambda: run_ppe(is_prime, small, 1),
+    }, rounds)
     text = f"### W1 — prime test of {count:,} numbers from 10,000,000 (the tutorial's example)\n\n"
     text += table(HEAD, speed_rows(serial, ceil, rows, {}))
     return text, {name: serial / s for name, s in rows} | {"ceiling": serial / ceil}
 
 
-def bench_w2(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
+def bench_w2(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
     n = 200_000
     items = list(range(n))
-    ceil = measure(lambda: ceiling(square, balanced_blocks(items, WORKERS)), repeat)
     warm_corelane = corelane.Pool(WORKERS)
     warm_pool = CTX.Pool(WORKERS)
     try:
         list(warm_corelane.map(square, range(100)))
         warm_pool.map(square, range(100))
-        rows = [
-            ("corelane.map (cold: pool start included)", measure(lambda: run_corelane(square, items), repeat)),
-            ("corelane.Pool.map (warm pool)", measure(lambda: list(warm_corelane.map(square, items)), repeat)),
-            ("multiprocessing.Pool.map (cold)", measure(lambda: run_pool_map(square, items), repeat)),
-            ("multiprocessing.Pool.map (warm pool)", measure(lambda: warm_pool.map(square, items), repeat)),
-            ("ProcessPoolExecutor.map chunksize tuned",
-             measure(lambda: run_ppe(square, items, tuned_chunks(n)), repeat)),
-            ("joblib.Parallel", measure(lambda: run_joblib(square, items), repeat)),
-            ("mpire.WorkerPool.map", measure(lambda: run_mpire(square, items), repeat)),
-        ]
+        got = interleaved({
+            "ceiling": lambda: ceiling(square, balanced_blocks(items, WORKERS)),
+            "corelane.map (cold: pool start included)": lambda: run_corelane(square, items),
+            "corelane.Pool.map (warm pool)": lambda: list(warm_corelane.map(square, items)),
+            "multiprocessing.Pool.map (cold)": lambda: run_pool_map(square, items),
+            "multiprocessing.Pool.map (warm pool)": lambda: warm_pool.map(square, items),
+            "ProcessPoolExecutor.map chunksize tuned":
+                lambda: run_ppe(square, items, tuned_chunks(n)),
+            "joblib.Parallel": lambda: run_joblib(square, items),
+            "mpire.WorkerPool.map": lambda: run_mpire(square, items),
+        }, rounds)
     finally:
         warm_corelane.close()
         warm_pool.close()
         warm_pool.join()
+    ceil = got.pop("ceiling")
+    rows = list(got.items())
     head = ["row", "median s", "items/s", "ratio to best peer"]
     best_peer = min(s for name, s in rows if "corelane" not in name)
     body = [["ceiling (hand split, nothing returned)", f"{ceil:.3f}", f"{n / ceil:,.0f}", ""]]
@@ -219,17 +234,17 @@ def bench_w2(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
     return text, {name: n / s for name, s in rows}
 
 
-def bench_w3(quick: bool, repeat: int) -> tuple[str, dict[str, float]]:
+def bench_w3(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
     costs = w3_costs()
-    serial = measure(lambda: list(map(heavy_tailed, costs)), 1)
-    ceil = measure(lambda: ceiling(heavy_tailed, longest_first_blocks(costs, WORKERS)), repeat)
-    rows = [
-        ("corelane.map", measure(lambda: run_corelane(heavy_tailed, costs), repeat)),
-        ("multiprocessing.Pool.map (default chunks)", measure(lambda: run_pool_map(heavy_tailed, costs), repeat)),
-        ("ProcessPoolExecutor.map chunksize=5", measure(lambda: run_ppe(heavy_tailed, costs, 5), repeat)),
-        ("joblib.Parallel", measure(lambda: run_joblib(heavy_tailed, costs), repeat)),
-        ("mpire.WorkerPool.map", measure(lambda: run_mpire(heavy_tailed, costs), repeat)),
-    ]
+    serial, ceil, rows = _timed({
+        "serial": lambda: list(map(heavy_tailed, costs)),
+        "ceiling": lambda: ceiling(heavy_tailed, longest_first_blocks(costs, WORKERS)),
+        "corelane.map": lambda: run_corelane(heavy_tailed, costs),
+        "multiprocessing.Pool.map (default chunks)": lambda: run_pool_map(heavy_tailed, costs),
+        "ProcessPoolExecutor.map chunksize=5": lambda: run_ppe(heavy_tailed, costs, 5),
+        "joblib.Parallel": lambda: run_joblib(heavy_tailed, costs),
+        "mpire.WorkerPool.map": lambda: run_mpire(heavy_tailed, costs),
+    }, rounds)
     text = "### W3 — 2,000 tasks with heavy-tailed cost, the expensive eighth (70% of the work) last\n\n"
     text += table(HEAD, speed_rows(serial, ceil, rows, {}))
     text += "\n\nThe ceiling here is a longest-first split of the known costs (near-optimal balance)."
@@ -337,12 +352,14 @@ def chart(results: dict[str, dict[str, float]], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller inputs, one repeat")
+    parser.add_argument("--quick", action="store_true", help="smaller inputs, one round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per row")
     args = parser.parse_args()
-    repeat = 1 if args.quick else 3
+    repeat = 1 if args.quick else args.rounds
     results: dict[str, dict[str, float]] = {}
     parts = [f"## Engine (W1-W3)\n\nMachine: {machine()}; {WORKERS} workers; fork start method; "
-             f"medians of {repeat} runs in one session, {time.strftime('%Y-%m-%d')}.\n"]
+             f"medians of {repeat} interleaved rounds (every row, the serial one too, once per round) "
+             f"in one session, {time.strftime('%Y-%m-%d')}.\n"]
     for key, fn in (("W1", bench_w1), ("W2", bench_w2), ("W3", bench_w3)):
         print(f"running {key} ...", flush=True)
         text, results[key] = fn(args.quick, repeat)
