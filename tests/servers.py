@@ -213,7 +213,7 @@ class MotoServer:
 @contextlib.contextmanager
 def moto_server() -> Iterator[MotoServer]:
     beside = os.path.join(os.path.dirname(sys.executable), "moto_server")
-    exe = shutil.which("moto_server") or require(beside, "moto's S3 server (pip install moto[server])")
+    exe = shutil.which("moto_server") or require(beside, "moto's S3 server (moto[server])")
     port = free_port()
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

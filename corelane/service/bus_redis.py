@@ -29,7 +29,8 @@ POLL_S = 0.5  # how long one get_message waits, so close() is noticed promptly
 
 def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:
     """A client with bounded waits: no call blocks forever on a dead connection."""
-    return redis.Redis.from_url(redis_py_url(url), socket_timeout=timeout, socket_connect_timeout=timeout,
+    return redis.Redis.from_url(redis_py_url(url), socket_timeout=timeout,
+                                socket_connect_timeout=timeout,
                                 health_check_interval=10, retry_on_timeout=True)
 
 

@@ -68,7 +68,8 @@ def run_celery(tmp_path: Path, broker: RedisServer,
     server = serve(data, broker, cleanup, **POLICY_ENV)
     # The worker host keeps its own defaults (item timeout 120 s, 3 attempts): the web node's
     # limits travel with each item.
-    cleanup.append(WorkerProcess(broker.url, data, "quirky", process="scale_fixtures:quirky_process"))
+    cleanup.append(WorkerProcess(broker.url, data, "quirky",
+                                 process="scale_fixtures:quirky_process"))
     job = server.post_files(inputs())
     wait_job(server, job["id"], timeout=60)
     return outcomes(server.get(f"/api/jobs/{job['id']}/items")["items"])

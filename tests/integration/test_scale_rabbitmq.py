@@ -25,6 +25,10 @@ from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
 )
 from servers import RabbitServer, RedisServer, start_rabbitmq
 
+# A RabbitMQ node starts in the first test's setup, then several processes: on a loaded
+# machine that needs more than the default 60 s.
+pytestmark = pytest.mark.timeout(180)
+
 
 @pytest.fixture(scope="module")
 def rabbit() -> Iterator[RabbitServer]:
@@ -41,7 +45,8 @@ def test_job_completes_over_rabbitmq(tmp_path: Path, rabbit: RabbitServer, broke
     server = serve(data, rabbit.url, cleanup, CORELANE_REDIS_URL=broker.url)
     assert server.get("/api/health")["checks"]["broker"] == {"status": "ok"}
     for name in ("r1", "r2"):
-        cleanup.append(WorkerProcess(rabbit.url, data, name, env={"CORELANE_REDIS_URL": broker.url}))
+        cleanup.append(WorkerProcess(rabbit.url, data, name,
+                                     env={"CORELANE_REDIS_URL": broker.url}))
     job = server.post_files(photos(8))
     done = wait_job(server, job["id"], timeout=90)
     assert done["state"] == "done" and done["done"] == 8

@@ -31,6 +31,10 @@ from servers import RedisServer, start_redis
 
 KILL_DEADLINE_S = 60.0  # the promise: the job completes within a minute of the kill
 
+# Several processes per test and waits of several reconcile passes: on a loaded machine
+# that needs more than the default 60 s.
+pytestmark = pytest.mark.timeout(180)
+
 
 def _busy(broker_url: str, name: str) -> bool:
     return int(worker_counts(broker_url).get(name, {}).get("busy", 0)) > 0

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
     WorkerProcess,
     broker_fixture,
@@ -26,6 +27,10 @@ from servers import RedisServer, moto_server, postgres_server
 
 BUCKET = "corelane-test"
 PREFIX = "tenant-a/images"
+
+# PostgreSQL, moto, a web node and two workers start inside the test: on a loaded machine
+# that needs more than the default 60 s.
+pytestmark = pytest.mark.timeout(180)
 
 
 def test_job_across_two_workers_without_shared_dir_lands_in_s3(
