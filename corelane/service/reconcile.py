@@ -128,61 +128,77 @@ class Reconciler:
         """One pass (call only while holding the lock); returns what it did."""
         self.stats["passes"] += 1
         done = {"restored": 0, "resent": 0, "finished": 0}
-        holds = live_holds(self.client)
-        waiting: set[str] = set()
-        unacked: dict[str, str] = {}  # delivery tag -> item id
-        if self.restore is not None:
-            waiting = {i for i in map(item_of_message, self.client.lrange(QUEUE, 0, -1)) if i}
-            for tag, raw in self.client.hgetall(UNACKED_KEY).items():
-                try:
-                    item = item_of_message(_envelope(raw))
-                except ValueError:
-                    item = None
-                if item:
-                    unacked[tag.decode()] = item
         suspects: set[tuple[str, str]] = set()
+        holds = live_holds(self.client)
+        unacked = self._unacked() if self.restore is not None else {}
         # 1. delivered to a worker that is gone
-        if self.restore is not None:
-            for tag, item in unacked.items():
-                if item in holds:
-                    continue
-                key = ("restore", tag)
-                suspects.add(key)
-                if key in self._suspects:
-                    log.warning("item %s: its worker is gone; back to the queue", item)
-                    self.restore(tag)
-                    done["restored"] += 1
-        # 2. and 3. the store's view of running jobs
-        known = waiting | set(unacked.values()) | set(holds)
-        for job_id in self._running_jobs():
-            if self._dispatching(job_id):
+        for tag, item in unacked.items():
+            if item in holds:
                 continue
-            queued = self.store.list_items(job_id, ItemState.QUEUED)
+            if self._confirmed(("restore", tag), suspects):
+                log.warning("item %s: its worker is gone; back to the queue", item)
+                assert self.restore is not None
+                self.restore(tag)
+                done["restored"] += 1
+        # 2. and 3. the store's view of running jobs
+        jobs = {job_id: self.store.list_items(job_id, ItemState.QUEUED)
+                for job_id in self._running_jobs() if not self._dispatching(job_id)}
+        in_flight = set(unacked.values()) | set(holds)
+        waiting = self._waiting(jobs, in_flight) if self.restore is not None else set()
+        for job_id, queued in jobs.items():
             if not queued:
-                key = ("finish", job_id)
-                suspects.add(key)
-                if key in self._suspects:
+                if self._confirmed(("finish", job_id), suspects):
                     self.finish(job_id)
                     done["finished"] += 1
                 continue
-            job_known = known
+            if waiting is None:
+                continue  # the broker accounts for every queued item
+            known = waiting | in_flight
             if self.restore is None:  # the broker cannot be listed: trust what was sent
-                sent = {m.decode() for m in self.client.smembers(SENT_KEY + job_id)}
-                job_known = sent | set(holds)
+                known = {m.decode() for m in self.client.smembers(SENT_KEY + job_id)} | in_flight
             for row in queued:
-                if row["id"] in job_known or not row["source_key"]:
+                if row["id"] in known or not row["source_key"]:
                     continue
-                key = ("resend", row["id"])
-                suspects.add(key)
-                if key in self._suspects:
+                if self._confirmed(("resend", row["id"]), suspects):
                     log.warning("item %s of job %s is in no queue and held by no worker; "
                                 "sending it again", row["id"], job_id)
                     self.send(job_id, row["id"])
                     done["resent"] += 1
-        self._suspects = suspects - self._suspects  # acted on now: forget; new: remember
+        self._suspects = suspects
         for what, count in done.items():
             self.stats[what] += count
         return done
+
+    def _confirmed(self, finding: tuple[str, str], suspects: set[tuple[str, str]]) -> bool:
+        """True when ``finding`` was also made on the previous pass (then act, and forget it);
+        otherwise remember it for the next pass."""
+        if finding in self._suspects:
+            return True
+        suspects.add(finding)
+        return False
+
+    def _unacked(self) -> dict[str, str]:
+        """Delivery tag -> item id of every message delivered and not yet acknowledged."""
+        out = {}
+        for tag, raw in self.client.hgetall(UNACKED_KEY).items():
+            try:
+                item = item_of_message(_envelope(raw))
+            except (ValueError, IndexError, TypeError):
+                item = None
+            if item:
+                out[tag.decode()] = item
+        return out
+
+    def _waiting(self, jobs: dict[str, list[dict[str, Any]]],
+                 in_flight: set[str]) -> set[str] | None:
+        """Item ids waiting in the queue, or None when the counts show nothing can be missing
+        (so a long backlog is not parsed every pass)."""
+        queued = sum(len(rows) for rows in jobs.values())
+        if queued == 0:
+            return None
+        if self.client.llen(QUEUE) + len(in_flight) >= queued:
+            return None
+        return {i for i in map(item_of_message, self.client.lrange(QUEUE, 0, -1)) if i}
 
     def _running_jobs(self) -> list[str]:
         with self.store.engine.connect() as conn:
