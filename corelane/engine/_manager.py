@@ -184,9 +184,11 @@ class Manager:
                     waitables.append(w.proc.sentinel)
                 ready = set(wait(waitables, timeout=self._tick()))
                 if self._wake_r in ready:
-                    self._wake_sent = False  # before the read: a later wake() writes again
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
+                    # After the read, not before: a wake() that skipped its write (the flag was
+                    # still up) queued its work before this line, and the dispatch below sees it.
+                    self._wake_sent = False
                 for w in list(self._pool):
                     if w.conn in ready:
                         self._drain(w)
