@@ -36,6 +36,7 @@ from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, init_worker, process_item
 from corelane.service.runners.policy import (
     ItemLimits,
+    ProgressClock,
     decode_options,
     failure_text,
     gave_up_text,
@@ -150,8 +151,11 @@ class LocalRunner:
         total = job["total"]
         started = time.monotonic()
         settled_here = 0
+        clock = ProgressClock()
 
         def progress() -> None:
+            if not clock.due(final=sum(counts.values()) >= total):
+                return
             elapsed = max(time.monotonic() - started, 1e-6)
             rate = settled_here / elapsed
             left = total - sum(counts.values())

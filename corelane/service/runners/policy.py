@@ -8,6 +8,7 @@
                                                            + item timeout, max attempts
     exception --failure_text--> "ValueError: boom"  (the same text in both modes)
     died / timed out --retry_or_give_up--> try again, or gave_up_text after max_attempts
+    job_progress events --ProgressClock--> at most every PROGRESS_S, and always the last one
 
 The limits are the web node's (the one that accepted the upload and probed it), so a worker host
 with other defaults still applies the caps the upload was checked against. Neither runner has a
@@ -16,10 +17,29 @@ rule of its own: what differs between them is only how an item reaches a process
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from corelane.service.config import ServiceConfig
+
+PROGRESS_S = 0.1  # job_progress events at most this often (item events are never throttled)
+
+
+class ProgressClock:
+    """Say when a progress event is due: by clock, not per item (a burst of small images would
+    otherwise send one event per image to every browser)."""
+
+    def __init__(self, interval: float = PROGRESS_S) -> None:
+        self.interval = interval
+        self._next = 0.0
+
+    def due(self, final: bool = False) -> bool:
+        now = time.monotonic()
+        if final or now >= self._next:
+            self._next = now + self.interval
+            return True
+        return False
 
 
 class Runner(Protocol):
