@@ -18,6 +18,12 @@ either stops the whole pipeline at once (``errors="raise"``: every pool is termi
 caller gets :class:`~corelane.errors.StageError` with the stage, the item and the worker's
 traceback) or flows on to the caller as a :class:`~corelane.Failure` in place of the result
 (``errors="return"``), skipping the later stages.
+
+``Pipeline(..., cluster="tcp://HOST:8786")`` runs the same picture on a Dask cluster: each stage
+is a :class:`~corelane.engine.cluster.ClusterPool` (all of them on one client), whose window of
+tasks in flight bounds its read-ahead as the local engine's does; the stage threads, queues,
+ordering and errors are the ones above. The cluster's workers serve every stage, so a stage's
+``workers=`` does not apply there.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from corelane.engine import Failure, Pool
 from corelane.errors import (
@@ -42,6 +48,9 @@ from corelane.errors import (
 from corelane.events import Event
 from corelane.ipc.messages import MessageType
 from corelane.progress import Sink, make_sink
+
+if TYPE_CHECKING:
+    from corelane.engine.cluster import ClusterPool
 
 Errors = Literal["raise", "return"]
 
@@ -174,7 +183,7 @@ def _stage_failure(failure: Failure, stage: str) -> Failure:
     index, item = envelope if isinstance(envelope, tuple) else (failure.index, envelope)
     exc = failure.exception
     if isinstance(exc, WorkerDied):
-        exc = WorkerDied(index, exc.pid, exc.exitcode)
+        exc = WorkerDied(index, exc.pid, exc.exitcode, exc.how)
     elif isinstance(exc, TaskTimeout):
         exc = TaskTimeout(index, exc.timeout, exc.pid)
     elif not isinstance(exc, CorelaneError):
@@ -195,6 +204,9 @@ class Pipeline:
         buffer: items that may wait between two stages.
         start_method: for every stage's pool (default: the engine's choice).
         log_level: forward the workers' log records at this level to this process's handlers.
+        cluster: a Dask scheduler address (or Client, or LocalCluster): every stage runs there,
+            on the cluster's workers (``corelane[dask]``; see docs/engine.md, Cluster).
+            ``start_method``, ``log_level`` and the stages' ``workers`` do not apply.
 
     Example:
         >>> results = Pipeline(paths).stage(decode, workers=2).stage(resize, workers=3).run()
@@ -210,7 +222,10 @@ class Pipeline:
         buffer: int = BUFFER,
         start_method: str | None = None,
         log_level: int | str | None = None,
+        cluster: Any = None,
     ) -> None:
+        if cluster is not None and (start_method is not None or log_level is not None):
+            raise ValueError("start_method and log_level do not apply to a pipeline on a cluster")
         if errors not in ("raise", "return"):
             raise ValueError(f'errors must be "raise" or "return", got {errors!r}')
         if buffer < 1:
@@ -222,6 +237,7 @@ class Pipeline:
         self.buffer = buffer
         self.start_method = start_method
         self.log_level = log_level
+        self.cluster = cluster
         self._stages: list[_Stage] = []
 
     def stage(
@@ -284,21 +300,41 @@ class _Run:
         self.error: BaseException | None = None
         self.finished = False
         self._lock = threading.Lock()
-        self.pools: list[Pool] = []
+        self.pools: list[Pool | ClusterPool] = []
         self.threads: list[threading.Thread] = []
+        self.client: Any = None  # the Dask client of a pipeline on a cluster, if we made it
         try:
-            for st in pipeline._stages:
-                pool = Pool(st.workers, start_method=pipeline.start_method,
-                            log_level=pipeline.log_level)
-                self.pools.append(pool)
-                _wait_started(pool)
+            if pipeline.cluster is not None:
+                self._cluster_pools(pipeline)
+            else:
+                for st in pipeline._stages:
+                    pool = Pool(st.workers, start_method=pipeline.start_method,
+                                log_level=pipeline.log_level)
+                    self.pools.append(pool)
+                    _wait_started(pool)
             self._build(pipeline)
         except BaseException:
-            for pool in self.pools:
-                pool.terminate()
+            for made in self.pools:
+                made.terminate()
+            self._close_client()
             raise
         for thread in self.threads:
             thread.start()
+
+    def _cluster_pools(self, pipeline: Pipeline) -> None:
+        """One ClusterPool per stage, all on one Dask client (ours to close if we made it)."""
+        from corelane.engine.cluster import ClusterPool, connect
+
+        client, owned = connect(pipeline.cluster)
+        self.client = client if owned else None
+        for _ in pipeline._stages:
+            self.pools.append(ClusterPool(client))
+
+    def _close_client(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                self.client.close(timeout=JOIN_TIMEOUT)
+            self.client = None
 
     def _build(self, pipeline: Pipeline) -> None:
         source: Any = _Indexed(pipeline.source)
@@ -388,6 +424,7 @@ class _Run:
                 thread.join(JOIN_TIMEOUT)
             for pool in self.pools:
                 pool.close(timeout=JOIN_TIMEOUT)
+            self._close_client()
             return
         for thread in self.threads:  # those blocked on a queue leave within POLL seconds
             thread.join(POLL * 2)
@@ -395,3 +432,4 @@ class _Run:
             pool.terminate()
         for thread in self.threads:
             thread.join(JOIN_TIMEOUT)
+        self._close_client()

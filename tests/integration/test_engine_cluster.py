@@ -23,12 +23,21 @@ from pathlib import Path
 from typing import Any
 
 import engine_tasks as tasks
+import ipc_tasks
 import psutil
 import pytest
 from servers import free_port, wait_port
 
 import corelane
-from corelane.errors import Broken, Closed, NotPicklable, TaskError, TaskTimeout, WorkerDied
+from corelane.errors import (
+    Broken,
+    Closed,
+    NotPicklable,
+    StageError,
+    TaskError,
+    TaskTimeout,
+    WorkerDied,
+)
 from corelane.events import ProgressEvent, RunFinished
 
 try:
@@ -300,7 +309,11 @@ def test_ctrl_c_stops_a_cluster_map_promptly(cluster: Cluster, tmp_path: Path) -
         proc.kill()
         proc.wait()
     assert proc.returncode != 0 and b"KeyboardInterrupt" in err, err[-2000:]
-    # Its tasks were cancelled: the cluster is idle again soon.
+    _assert_idle_soon(cluster)  # its tasks were cancelled
+
+
+def _assert_idle_soon(cluster: Cluster) -> None:
+    """No task of ours is left processing on the cluster (cancelled ones go within seconds)."""
     deadline = time.monotonic() + 15
     while any(cluster.client.processing().values()) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -349,3 +362,80 @@ def test_images_command_on_the_cluster(cluster: Cluster, tmp_path: Path) -> None
     nobody = subprocess.run([*cmd, f"tcp://127.0.0.1:{free_port()}"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert nobody.returncode == 2 and "cannot reach the Dask scheduler" in nobody.stderr
+
+
+# ---------------------------------------------------------------- Pipeline(cluster=...)
+
+
+def test_pipeline_on_the_cluster_orders_and_stops_on_a_failure(cluster: Cluster) -> None:
+    address = cluster.address
+    out = (corelane.Pipeline(range(200), cluster=address)
+           .stage(ipc_tasks.inc).stage(lambda x: x * 3).run())
+    assert out == [(x + 1) * 3 for x in range(200)]
+    unordered = (corelane.Pipeline(iter(range(100)), ordered=False, cluster=address)
+                 .stage(ipc_tasks.inc, chunksize=3).stage(ipc_tasks.square).run())
+    assert sorted(unordered) == [(x + 1) ** 2 for x in range(100)]
+    # errors="raise": an endless source, so the pipeline can only end by stopping on the error.
+    pipe = (corelane.Pipeline(itertools.count(), cluster=address)
+            .stage(ipc_tasks.inc).stage(ipc_tasks.fail_on_13, name="check")
+            .stage(ipc_tasks.square))
+    with pytest.raises(StageError) as info:
+        pipe.run()
+    err = info.value
+    assert err.stage == "check" and isinstance(err.cause, TaskError)
+    assert err.cause.item == 13 and err.cause.index == 12  # the stage's item, its source index
+    assert isinstance(err.cause.__cause__, ValueError)
+    assert "ipc_tasks.py" in err.cause.remote_traceback and "unlucky 13" in str(err)
+    # errors="return": a Failure in place, everything else completed.
+    out = (corelane.Pipeline(range(30), errors="return", cluster=address)
+           .stage(ipc_tasks.inc).stage(ipc_tasks.fail_on_13, name="check")
+           .stage(ipc_tasks.square).run())
+    (failure,) = [o for o in out if isinstance(o, corelane.Failure)]
+    assert out[12] is failure and failure.index == 12 and failure.item == 13
+    assert isinstance(failure.exception, StageError) and failure.exception.stage == "check"
+    assert [o for i, o in enumerate(out) if i != 12] == [
+        (x + 1) ** 2 for x in range(30) if x != 12]
+    with pytest.raises(ValueError, match="do not apply"):
+        corelane.Pipeline([1], cluster=address, start_method="spawn")
+    _assert_idle_soon(cluster)
+
+
+def test_pipeline_on_the_cluster_reads_only_as_fast_as_results_are_consumed(
+        cluster: Cluster) -> None:
+    read = 0
+
+    def endless() -> Iterator[int]:
+        nonlocal read
+        for n in itertools.count():
+            read = n + 1
+            yield n
+
+    it = iter(corelane.Pipeline(endless(), buffer=4, cluster=cluster.address)
+              .stage(ipc_tasks.inc, chunksize=4).stage(ipc_tasks.inc, chunksize=4))
+    try:
+        assert [next(it) for _ in range(50)] == [x + 2 for x in range(50)]
+        time.sleep(1.0)  # the consumer stalls: everything upstream must stop reading
+        stalled = read
+        time.sleep(1.0)
+        assert read == stalled  # flat: no reading while nobody consumes
+        # Bounded by each stage's window (4 items x 2 workers x MAX_WINDOW_CHUNKS_PER_WORKER)
+        # and the queues, not by the source.
+        assert stalled < 50 + 2 * (4 * 2 * MAX_WINDOW_CHUNKS_PER_WORKER + 4 + 4), stalled
+        assert next(it) == 52
+    finally:
+        it.close()
+    _assert_idle_soon(cluster)
+
+
+def test_pipeline_on_the_cluster_a_stage_item_that_kills_its_workers(cluster: Cluster) -> None:
+    cluster.wait_workers()
+    out = (corelane.Pipeline(range(20), errors="return", cluster=cluster.address)
+           .stage(ipc_tasks.inc).stage(ipc_tasks.die_on_7, name="die").stage(ipc_tasks.inc)
+           .run())
+    assert isinstance(out[6], corelane.Failure)
+    died = out[6].exception
+    assert isinstance(died, StageError) and died.stage == "die"
+    assert isinstance(died.cause, WorkerDied) and died.cause.index == 6
+    assert "Dask gave up" in str(died.cause)
+    assert [o for i, o in enumerate(out) if i != 6] == [x + 2 for x in range(20) if x != 6]
+    cluster.wait_workers()
