@@ -244,23 +244,28 @@ def test_the_item_that_kills_its_workers_fails_alone(cluster: Cluster, pool: Clu
         pool.submit(tasks.sigkill_on, (1, 1)).result(timeout=90)
 
 
-def test_endless_generator_bounded_read_ahead_flat_memory(pool: ClusterPool) -> None:
-    read = 0
+class Counting:
+    """An endless source that counts how far it has been read."""
 
-    def endless() -> Iterator[int]:
-        nonlocal read
+    def __init__(self) -> None:
+        self.read = 0
+
+    def __iter__(self) -> Iterator[int]:
         for n in itertools.count():
-            read = n + 1
+            self.read = n + 1
             yield n
 
+
+def test_endless_generator_bounded_read_ahead_flat_memory(pool: ClusterPool) -> None:
+    source = Counting()
     me = psutil.Process()
     rss = []
     max_ahead = 0
-    for consumed, value in enumerate(pool.imap(tasks.square, endless(), chunksize=200), 1):
+    for consumed, value in enumerate(pool.imap(tasks.square, source, chunksize=200), 1):
         assert value == (consumed - 1) ** 2
         if consumed % 10_000 == 0:
             rss.append(me.memory_info().rss)
-        max_ahead = max(max_ahead, read - consumed)
+        max_ahead = max(max_ahead, source.read - consumed)
         if consumed == 60_000:
             break
     # At most MAX_WINDOW_CHUNKS_PER_WORKER chunks per worker thread (cheap items: short
@@ -402,22 +407,15 @@ def test_pipeline_on_the_cluster_orders_and_stops_on_a_failure(cluster: Cluster)
 
 def test_pipeline_on_the_cluster_reads_only_as_fast_as_results_are_consumed(
         cluster: Cluster) -> None:
-    read = 0
-
-    def endless() -> Iterator[int]:
-        nonlocal read
-        for n in itertools.count():
-            read = n + 1
-            yield n
-
-    it = iter(corelane.Pipeline(endless(), buffer=4, cluster=cluster.address)
+    source = Counting()
+    it = iter(corelane.Pipeline(source, buffer=4, cluster=cluster.address)
               .stage(ipc_tasks.inc, chunksize=4).stage(ipc_tasks.inc, chunksize=4))
     try:
         assert [next(it) for _ in range(50)] == [x + 2 for x in range(50)]
         time.sleep(1.0)  # the consumer stalls: everything upstream must stop reading
-        stalled = read
+        stalled = source.read
         time.sleep(1.0)
-        assert read == stalled  # flat: no reading while nobody consumes
+        assert source.read == stalled  # flat: no reading while nobody consumes
         # Bounded by each stage's window (4 items x 2 workers x MAX_WINDOW_CHUNKS_PER_WORKER)
         # and the queues, not by the source.
         assert stalled < 50 + 2 * (4 * 2 * MAX_WINDOW_CHUNKS_PER_WORKER + 4 + 4), stalled
