@@ -140,6 +140,18 @@ class PostgresServer:
     port: int
     datadir: str
     ctl: list[str]
+    start_args: list[str] | None = None  # what start() passes to pg_ctl
+
+    def stop(self) -> None:
+        """Stop the server now (connections drop); start() brings it back on the same port."""
+        subprocess.run(_as_postgres([*self.ctl, "-m", "immediate", "stop"]), capture_output=True,
+                       timeout=30)
+
+    def start(self) -> None:
+        assert self.start_args is not None
+        subprocess.run(_as_postgres([*self.ctl, *self.start_args]), check=True,
+                       capture_output=True, timeout=60)
+        wait_port(self.port)
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
@@ -173,11 +185,11 @@ def postgres_server() -> Iterator[PostgresServer]:
     port = free_port()
     opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"
     ctl = [os.path.join(bindir, "pg_ctl"), "-D", datadir]
-    subprocess.run(_as_postgres([*ctl, "-o", opts, "-l", os.path.join(tmp, "log"), "-w", "start"]),
-                   check=True, capture_output=True, timeout=60)
+    server = PostgresServer(port, datadir, ctl, ["-o", opts, "-l", os.path.join(tmp, "log"), "-w",
+                                                 "start"])
+    server.start()
     try:
-        wait_port(port)
-        yield PostgresServer(port, datadir, ctl)
+        yield server
     finally:
         subprocess.run(_as_postgres([*ctl, "-m", "immediate", "stop"]), capture_output=True, timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)

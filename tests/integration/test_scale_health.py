@@ -19,13 +19,14 @@ from scale_fixtures import (  # noqa: F401 - the fixtures broker and cleanup
     Listener,
     ProbedServer,
     WorkerProcess,
+    assert_complete_once,
     cleanup_fixture,
     photos,
     serve,
     wait_for,
     wait_job,
 )
-from servers import start_redis
+from servers import postgres_server, start_redis
 
 PASSWORD = "s3cret-Pa55word"
 
@@ -117,3 +118,29 @@ def test_web_node_with_open_websockets_stops_within_two_seconds(
     elapsed = time.monotonic() - started
     assert elapsed < 2.0, f"the web node took {elapsed:.2f} s to stop"
     assert "Shutting down: Master" in server.log.read_text()
+
+
+def test_postgres_down_mid_job_is_reported_and_the_job_completes_once_it_is_back(
+        tmp_path: Path, cleanup: list[Any]) -> None:
+    redis_server = start_redis()
+    cleanup.append(redis_server)
+    with postgres_server() as pg:
+        db = pg.create_database("corelane_outage")
+        data = tmp_path / "data"
+        server = serve(data, redis_server, cleanup, CORELANE_DB_URL=db)
+        worker = WorkerProcess(redis_server.url, data, "pgw", db_url=db, item_delay=0.5)
+        cleanup.append(worker)
+        job = server.post_files(photos(10))
+        wait_for(lambda: server.get(f"/api/jobs/{job['id']}")["done"] >= 2, 60, "two done")
+        pg.stop()
+        down = wait_for(lambda: (h := server.get("/api/health"))["checks"]["store"]["status"]
+                        == "degraded" and h, 20, "the store check to fail")
+        assert "job database does not answer" in down["checks"]["store"]["reason"]
+        time.sleep(3)  # the worker's deliveries meanwhile fail without settling their images
+        pg.start()
+        done = wait_job(server, job["id"], timeout=120)
+        assert done["state"] == "done" and done["done"] == 10 and done["failed"] == 0
+        assert_complete_once(server, job["id"], 10, db_url=db)
+        for thing in reversed(cleanup):
+            thing.stop()
+        cleanup.clear()
