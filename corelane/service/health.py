@@ -9,8 +9,8 @@
 The answer is ``{"status": "ok" | "degraded", "checks": {part: {"status", "reason"?}}, ...}``
 with HTTP 200 when every part is ok and 503 otherwise, so a load balancer stops sending uploads to
 a node that cannot run them. Reasons name the failure, never a password (URLs are masked).
-Results are cached for CACHE_S so a busy health probe or upload path costs one round trip per
-part at most every CACHE_S.
+Results are cached (CACHE_S when all is ok, DEGRADED_CACHE_S otherwise, so a recovery shows
+soon) and a busy health probe or upload path costs one round trip per part at most that often.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from corelane.service.runners.brokers import describe, is_redis
 log = logging.getLogger(__name__)
 
 CACHE_S = 2.0
+DEGRADED_CACHE_S = 0.5
 PROBE_TIMEOUT_S = 3.0
 OK = "ok"
 DEGRADED = "degraded"
@@ -88,17 +89,19 @@ _lock = threading.Lock()
 
 
 def checks(service: Any, fresh: bool = False) -> dict[str, dict[str, Any]]:
-    """Each part's status (cached for CACHE_S unless ``fresh``)."""
+    """Each part's status (cached, see the module docstring, unless ``fresh``)."""
     with _lock:
         cached = service.extra.get("health_cache")
-        if cached and not fresh and time.monotonic() - cached[0] < CACHE_S:
+        if cached and not fresh and time.monotonic() < cached[0]:
             return dict(cached[1])
     result = {"store": _check_store(service)}
     if service.config.broker_url:
         result["broker"] = _check_broker(service)
         result["bus"] = _check_bus(service)
+    ok = all(part["status"] == OK for part in result.values())
     with _lock:
-        service.extra["health_cache"] = (time.monotonic(), result)
+        service.extra["health_cache"] = (time.monotonic() + (CACHE_S if ok else DEGRADED_CACHE_S),
+                                          result)
     return result
 
 
