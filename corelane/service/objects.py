@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -114,6 +115,16 @@ class ObjectStore:
     def delete(self, key: str) -> None:
         _unlink_quiet(str(self.path(key)))
 
+    def delete_under(self, folder: str) -> int:
+        """Remove every object under ``folder`` (e.g. an item's ``out/ab/<id>/``); returns how
+        many there were."""
+        local = ObjectStore.path(self, folder.rstrip("/"))  # the local folder, validated
+        if not local.is_dir():
+            return 0
+        count = sum(1 for p in local.rglob("*") if p.is_file())
+        shutil.rmtree(local, ignore_errors=True)
+        return count
+
 
 class S3ObjectStore(ObjectStore):
     """Objects in ``s3://bucket/prefix``, with a local read-through cache under ``cache``."""
@@ -171,6 +182,15 @@ class S3ObjectStore(ObjectStore):
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.name(key))
         super().delete(key)
+
+    def delete_under(self, folder: str) -> int:
+        """Remove every object under ``folder`` in the bucket, and this host's cached copies."""
+        folder = folder.rstrip("/") + "/"
+        keys = self.keys(folder)
+        for key in keys:
+            self.client.delete_object(Bucket=self.bucket, Key=self.name(key))
+        cached = super().delete_under(folder)
+        return max(len(keys), cached)
 
     def keys(self, under: str = "") -> list[str]:
         """Every key stored under ``under`` (e.g. ``"out/"``), sorted."""

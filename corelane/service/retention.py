@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import threading
 import time
 from typing import Any
@@ -40,10 +39,8 @@ def remove_files(objects: ObjectStore, items: list[dict[str, Any]]) -> int:
         if _ID.match(item_id):
             # What is left in the item's output folder: a retry with other sizes leaves files
             # the row no longer lists.
-            folder = objects.root / "out" / item_id[:2] / item_id
-            if folder.is_dir():
-                removed += sum(1 for p in folder.iterdir() if p.is_file())
-                shutil.rmtree(folder, ignore_errors=True)
+            # (On S3 the bucket's copies go too, not only this host's cache.)
+            removed += objects.delete_under(f"out/{item_id[:2]}/{item_id}/")
     return removed
 
 

@@ -9,6 +9,7 @@ each with a data dir of its own.
 from __future__ import annotations
 
 import io
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,13 @@ def test_job_across_two_workers_without_shared_dir_lands_in_s3(
         # outside its own cache.
         for name in ("left", "right"):
             assert not (tmp_path / f"host-{name}" / "data" / "objects" / "out").exists()
+        # Deleting the job removes its objects from the bucket, not only the web node's cache.
+        request = urllib.request.Request(f"{server.url}/api/jobs/{job['id']}", method="DELETE")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+        left = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/")
+        assert not [o["Key"] for o in left.get("Contents", [])
+                    if any(i["id"] in o["Key"] for i in items)]
         for thing in reversed(cleanup):
             thing.stop()
         cleanup.clear()
