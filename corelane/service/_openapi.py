@@ -195,13 +195,15 @@ def openapi_document(token_required: bool = False) -> dict[str, Any]:
                         "mode": {"type": "string", "enum": ["local", "celery"]},
                         "workers": {"type": "array", "items": {"type": "object"}}}}}}}}}},
             "/api/health": {"get": {
-                "summary": "Liveness and queue length (running_job only with the token)",
+                "summary": "Each dependency (store; in broker mode broker and bus) ok or degraded "
+                           "with its reason; running_job only with the token",
                 "security": [],
-                "responses": {"200": {"description": "ok", "content": {"application/json": {
-                    "schema": {"type": "object", "properties": {
-                        "status": {"type": "string"}, "queued_jobs": {"type": "integer"},
-                        "running_job": {"type": ["string", "null"]},
-                        "workers": {"type": "integer"}}}}}}}}},
+                "responses": {
+                    "200": {"description": "everything ok", "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Health"}}}},
+                    "503": {"description": "degraded: a check names what is wrong",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/Health"}}}}}}},
             **_SIMILAR_PATHS,
             "/api/openapi.json": {"get": {
                 "summary": "This document", "security": [],
@@ -212,6 +214,16 @@ def openapi_document(token_required: bool = False) -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Job": job_schema, "Item": item_schema, "Options": options_schema,
+                "Health": {"type": "object", "required": ["status", "checks"], "properties": {
+                    "status": {"type": "string", "enum": ["ok", "degraded"]},
+                    "mode": {"type": "string", "enum": ["local", "celery"]},
+                    "checks": {"type": "object", "additionalProperties": {
+                        "type": "object", "required": ["status"], "properties": {
+                            "status": {"type": "string", "enum": ["ok", "degraded"]},
+                            "reason": {"type": "string"}}}},
+                    "queued_jobs": {"type": ["integer", "null"]},
+                    "running_job": {"type": ["string", "null"]},
+                    "workers": {"type": "integer"}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "properties": {
                         "type": {"type": "string"}, "message": {"type": "string"},
