@@ -107,7 +107,7 @@ def _all_failed(n: int, failed: BaseException) -> bytes:
     return dumps(([None] * n, {i: (ERROR, failed, "") for i in range(n)}, 0.0, os.getpid()))
 
 
-def run_chunk(fn_data: bytes, items_data: bytes, n: int, mode: int,
+def run_chunk(items_data: bytes, n: int, fn_data: bytes, mode: int,
               timeout: float | None) -> bytes:
     """Run ``fn`` on each of the ``n`` items of one chunk; return the pickled
     ``(values, problems, seconds, pid)``, or RELOAD when the items cannot be unpickled here."""

@@ -2,23 +2,25 @@
 
 ::
 
-    caller's thread                         Dask client thread           scheduler, workers
-    reads the input, cuts chunks  ──client.submit(run_chunk, pure=False)──>  one task per chunk
-    (Chunker; at most ~3 chunks                                              (_cluster_task.py:
-     per worker thread in flight)                                            outcomes pickled
-    turns outcomes into results  <──── queue of done futures ────────────── by corelane)
-    or Failures, orders them,          (add_done_callback)
-    retries, reports progress
+    caller's thread                                                  scheduler, workers
+    reads the input, cuts chunks ──client.map(run_chunk, pure=False)──> one task per chunk
+    (Chunker; 3-8 chunks per worker   (the window's new chunks in       (_cluster_task.py:
+     thread in flight)                 one message)                      results pickled by
+    turns results into values     <──client.gather(every task done)──    corelane, one flat
+    or Failures, orders them,        (done futures queued by Dask's      list per chunk)
+    retries, reports progress         callback thread)
 
 The calls, results, ordering and errors are :class:`corelane.Pool`'s; Dask moves the chunks.
 Chunks, not items, are shipped, sized by the same :class:`~corelane.engine.chunking.Chunker`
 from measured per-item time, so Dask's ~1 ms per task does not dominate. Lazy input is read a
-window at a time through ``Client.submit(..., pure=False)`` (``Client.map`` reads its input
-whole and merges identical calls). Where corelane's local engine watches its own processes,
-here Dask does: when workers die while running a task, the scheduler re-runs it elsewhere
-until ``distributed.scheduler.allowed-failures`` is spent, then fails it with ``KilledWorker``;
-a chunk that ends so is re-sent one item per task, so only the item that kills its workers
-fails, with :class:`~corelane.errors.WorkerDied`.
+window at a time: ``Client.map(..., pure=False)`` over the chunks cut so far (``Client.map``
+over the input itself would read it whole and merge identical calls); a lazy input of unknown
+length sends each chunk as soon as it is read, since the next read may block. The results of
+every task done by the time the caller looks are fetched in one ``gather``. Where corelane's
+local engine watches its own processes, here Dask does: when workers die while running a
+task, the scheduler re-runs it elsewhere until ``distributed.scheduler.allowed-failures`` is
+spent, then fails it with ``KilledWorker``; a chunk that ends so is re-sent one item per task,
+so only the item that kills its workers fails, with :class:`~corelane.errors.WorkerDied`.
 
 Per-item ``timeout=`` runs each item in a helper thread of the task (Dask runs tasks in
 threads, which no signal can stop); an overdue item fails with TaskTimeout and the client asks
@@ -169,7 +171,7 @@ class ClusterPool(Executor):
         fn_data = self._fn(fn)
         data = dumps([(args, kwargs)], f"the arguments of {describe(fn)}")
         future: Future[Any] = Future()
-        task = self.client.submit(run_chunk, fn_data, data, 1, int(Mode.KWARGS), None, pure=False)
+        task = self.client.submit(run_chunk, data, 1, fn_data, int(Mode.KWARGS), None, pure=False)
         with self._lock:
             self._submits[task.key] = (task, future)
         future.add_done_callback(lambda f: self._cancel_task(task) if f.cancelled() else None)
@@ -343,12 +345,17 @@ class ClusterPool(Executor):
 
         threading.Thread(target=restart, name="corelane-cluster-restart", daemon=True).start()
 
-    def _send(self, run: _Run, chunk: _Chunk) -> list[Run]:
-        """Submit ``chunk`` as one task; items that cannot be pickled come back as failures."""
+    def _send(self, run: _Run, chunks: list[_Chunk]) -> list[Run]:
+        """Submit each chunk as one task, all in one message to the scheduler; items that
+        cannot be pickled come back as failures."""
         failures: list[Run] = []
-        try:
-            data = dumps(chunk.items)
-        except NotPicklable:
+        sent: list[tuple[_Chunk, bytes]] = []
+        for chunk in chunks:
+            try:
+                sent.append((chunk, dumps(chunk.items)))
+                continue
+            except NotPicklable:
+                pass
             keep = _Chunk([], [])
             for index, item in zip(chunk.indices, chunk.items, strict=True):
                 try:
@@ -359,13 +366,17 @@ class ClusterPool(Executor):
                 else:
                     keep.indices.append(index)
                     keep.items.append(item)
-            if not keep.items:
-                return failures
-            chunk, data = keep, dumps(keep.items)
-        task = self.client.submit(run_chunk, run.fn_data, data, len(chunk.items), int(run.mode),
-                                  run.timeout, pure=False)
-        run.live[task.key] = (task, chunk)
-        task.add_done_callback(lambda t: run.done.put((t, _fetch(t))))
+            if keep.items:
+                sent.append((keep, dumps(keep.items)))
+        if not sent:
+            return failures
+        # Client.map with pure=False: a fresh key per task (no merging of equal chunks).
+        tasks = self.client.map(run_chunk, [data for _, data in sent],
+                                [len(chunk.items) for chunk, _ in sent], fn_data=run.fn_data,
+                                mode=int(run.mode), timeout=run.timeout, pure=False)
+        for task, (chunk, _) in zip(tasks, sent, strict=True):
+            run.live[task.key] = (task, chunk)
+            task.add_done_callback(run.done.put)
         return failures
 
     def _outcomes(self, run: _Run | None, task: Any, chunk: _Chunk,
@@ -404,10 +415,8 @@ class ClusterPool(Executor):
                      f"client disconnected, or the task cancelled elsewhere?")
 
     def _split(self, run: _Run, chunk: _Chunk) -> list[Run]:
-        failures: list[Run] = []
-        for index, item in zip(chunk.indices, chunk.items, strict=True):
-            failures.extend(self._send(run, _Chunk([index], [item])))
-        return failures
+        return self._send(run, [_Chunk([index], [item])
+                                for index, item in zip(chunk.indices, chunk.items, strict=True)])
 
     def _next_done(self, run: _Run, deadline: float | None) -> list[Run]:
         while True:
@@ -415,16 +424,35 @@ class ClusterPool(Executor):
                 raise run.cancelled
             wait = POLL if deadline is None else min(POLL, deadline - time.monotonic())
             try:
-                task, data = run.done.get(timeout=max(wait, 0.0))
+                tasks = [run.done.get(timeout=max(wait, 0.0))]
             except queue.Empty:
                 if deadline is not None and time.monotonic() >= deadline:
                     raise TimeoutError("the map did not finish within its timeout") from None
                 if self.client.status in ("closing", "closed"):
                     raise Broken(f"the Dask client of {self.address} closed") from None
                 continue
-            entry = run.live.pop(task.key, None)
-            if entry is not None:
-                return self._outcomes(run, task, entry[1], data)
+            with contextlib.suppress(queue.Empty):
+                while True:  # every task done by now: their results in one gather
+                    tasks.append(run.done.get_nowait())
+            tasks = [task for task in tasks if task.key in run.live]
+            datas = self._gather(tasks)
+            runs: list[Run] = []
+            for task in tasks:
+                _, chunk = run.live.pop(task.key)
+                runs.extend(self._outcomes(run, task, chunk, datas.get(task.key)))
+            if tasks:
+                return runs
+
+    def _gather(self, tasks: list[Any]) -> dict[str, bytes | None]:
+        """The results of the finished ones among ``tasks``, in one round trip."""
+        finished = [task for task in tasks if task.status == "finished"]
+        if not finished:
+            return {}
+        try:
+            values = self.client.gather(finished)
+        except Exception:  # noqa: BLE001 - one was lost meanwhile: each on its own
+            return {task.key: _fetch(task) for task in finished}
+        return {task.key: value for task, value in zip(finished, values, strict=True)}
 
     def _start(self, fn: Callable[..., Any], iterable: Iterable[Any], mode: Mode, ordered: bool,
                chunksize: int | None, progress: bool | Sink, timeout: float | None,
@@ -454,9 +482,11 @@ class ClusterPool(Executor):
         end = None
         if eager:
             cut = 0
+            chunks = []
             while items := list(itertools.islice(it, chunker.size(cut))):
-                early.extend(self._send(run, _Chunk(list(range(cut, cut + len(items))), items)))
+                chunks.append(_Chunk(list(range(cut, cut + len(items))), items))
                 cut += len(items)
+            early.extend(self._send(run, chunks))
             end = cut
         return self._consume(run, it, early, end, slots, ordered, errors, style, reporter,
                              deadline, owned)
@@ -474,14 +504,22 @@ class ClusterPool(Executor):
             while True:
                 if end is None:
                     window = run.chunker.size(cut) * slots * _window_chunks(run.chunker)
+                    # An input of known length is in memory: its chunks go in one message.
+                    # Another may block between items (a pipeline's queue, a slow generator):
+                    # each chunk goes as soon as it is read.
+                    chunks: list[_Chunk] = []
                     while cut - yielded < window:
                         items = list(itertools.islice(it, run.chunker.size(cut)))
                         if not items:
                             end = cut
                             break
-                        chunk = _Chunk(list(range(cut, cut + len(items))), items)
-                        early.extend(self._send(run, chunk))
+                        chunks.append(_Chunk(list(range(cut, cut + len(items))), items))
                         cut += len(items)
+                        if run.chunker.total is None:
+                            early.extend(self._send(run, chunks))
+                            chunks = []
+                    if chunks:
+                        early.extend(self._send(run, chunks))
                 if end is not None and yielded == end:
                     break
                 batch, early = (early, []) if early else (self._next_done(run, deadline), [])
@@ -539,8 +577,7 @@ _GAVE_UP = "Dask gave up on it after the workers running it died (its allowed-fa
 
 
 def _fetch(task: Any) -> bytes | None:
-    """A finished task's result, fetched in Dask's callback thread (off the caller's); None
-    when it did not finish (its status says why)."""
+    """A finished task's result; None when it did not finish (its status says why)."""
     if task.status != "finished":
         return None
     try:
