@@ -503,12 +503,17 @@ class ClusterPool(Executor):
         try:
             while True:
                 if end is None:
-                    window = run.chunker.size(cut) * slots * _window_chunks(run.chunker)
-                    # An input of known length is in memory: its chunks go in one message.
-                    # Another may block between items (a pipeline's queue, a slow generator):
-                    # each chunk goes as soon as it is read.
+                    in_flight = slots * _window_chunks(run.chunker)
+                    window = run.chunker.size(cut) * in_flight
+                    # An input of known length is in memory: its chunks go in one message,
+                    # and only the chunks in flight are bounded (counting items not yet
+                    # yielded instead would starve the workers while one slow chunk holds
+                    # up the order). Another may block between items (a pipeline's queue, a
+                    # slow generator): each chunk goes as soon as it is read, and what is
+                    # read but not yet yielded is bounded, which keeps memory flat.
                     chunks: list[_Chunk] = []
-                    while cut - yielded < window:
+                    while (len(run.live) + len(chunks) < in_flight if run.chunker.total is not None
+                           else cut - yielded < window):
                         items = list(itertools.islice(it, run.chunker.size(cut)))
                         if not items:
                             end = cut
