@@ -121,6 +121,17 @@ def poison_or_process(task: Any) -> dict[str, Any]:
     return process_item(task)
 
 
+SLOW_ITEM_S = 0.12  # what slow_process adds to each image: the scheduling tests' time unit
+
+
+def slow_process(task: Any) -> dict[str, Any]:
+    """The real item task after a pause, so an order between jobs' images is measurable."""
+    from corelane.service.runners._work import process_item
+
+    time.sleep(SLOW_ITEM_S)
+    return process_item(task)
+
+
 def poison_image() -> bytes:
     return samples.photo_jpeg(*POISON_SIZE, seed=9)
 

@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-days", type=float, metavar="DAYS",
                         help="delete finished jobs and their files DAYS after they ended "
                              "(default: keep until deleted)")
+    parser.add_argument("--job-concurrency", type=int, metavar="N",
+                        help="images of one job running at once (default 0: no cap; jobs share "
+                             "the workers round-robin either way)")
     parser.add_argument("--log-level", default="info", help="gunicorn log level (default info)")
 
 
@@ -58,7 +61,8 @@ def build_config(args: argparse.Namespace) -> ServiceConfig:
                                   visibility_timeout=args.visibility_timeout,
                                   objects_url=args.objects_url, redis_url=args.redis_url,
                                   allowed_hosts=tuple(args.allowed_hosts or ()) or None,
-                                  keep_days=args.keep_days)
+                                  keep_days=args.keep_days,
+                                  job_concurrency=args.job_concurrency)
 
 
 def _bind(host: str, port: int) -> str:

@@ -87,6 +87,11 @@ class ServiceConfig:
         api_token: when set, every API call and Socket.IO connection must present it.
         item_timeout: seconds one image may take before its worker is replaced.
         max_attempts: tries for an image whose worker dies (a poison input) before it fails.
+        job_concurrency: images of one job running (or, with a broker, sent) at once; 0 leaves
+            only the runner's own limit (all engine workers; the dispatcher's window). Jobs
+            share the workers round-robin either way (runners/fair.py).
+        max_running_jobs: jobs in the round-robin at once; later ones wait queued, with their
+            queue position shown.
         nice: how much lower than the web process the workers run (os.nice increment).
         start_method: how engine workers start; never fork (the web process has threads).
         run_jobs: start the runner (tests of the API alone may turn it off).
@@ -119,6 +124,8 @@ class ServiceConfig:
     api_token: str | None = None
     item_timeout: float = 120.0
     max_attempts: int = 3
+    job_concurrency: int = 0
+    max_running_jobs: int = 8
     nice: int = 10
     start_method: str = "forkserver"
     run_jobs: bool = True
@@ -138,6 +145,10 @@ class ServiceConfig:
             raise ValueError("workers must be >= 1")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        if self.job_concurrency < 0:
+            raise ValueError(f"job_concurrency must be >= 0 (0: no cap), got {self.job_concurrency}")
+        if self.max_running_jobs < 1:
+            raise ValueError(f"max_running_jobs must be >= 1, got {self.max_running_jobs}")
         if self.api_token == "":
             object.__setattr__(self, "api_token", None)
         if self.broker_url == "":
@@ -247,7 +258,7 @@ class ServiceConfig:
 
 
 _INTS = {"port", "workers", "threads", "max_request_bytes", "max_file_bytes", "max_files",
-         "max_pixels", "max_attempts", "nice"}
+         "max_pixels", "max_attempts", "nice", "job_concurrency", "max_running_jobs"}
 _FLOATS = {"item_timeout", "visibility_timeout", "keep_days"}
 
 

@@ -19,6 +19,11 @@ unacknowledged images are back in the queue within HEARTBEAT_TTL_S + 2 * RECONCI
 20 s), whatever the broker's visibility timeout. Only the lock holder acts (a Redis lock with a
 TTL, renewed each pass; another node takes over within LOCK_TTL_S when the holder dies).
 
+A job still marked "dispatching" (its dispatcher holds items back to share the workers fairly,
+runners/fair.py) is looked at through what that dispatcher recorded as sent: an item it has not
+sent yet is not lost, and the job is not finished here. When the dispatcher stops or dies, its
+marks go (or expire after DISPATCHING_TTL_S) and the job is reconciled like any other.
+
 Nothing here touches an item that a live worker holds or that waits in the queue, so a web node
 that (re)starts re-sends nothing another node or worker owns. Attempts stay bounded as before:
 every delivery counts one in the store, and past ``max_attempts`` the worker fails the item.
@@ -140,14 +145,22 @@ class Reconciler:
                 assert self.restore is not None
                 self.restore(tag)
                 done["restored"] += 1
-        # 2. and 3. the store's view of running jobs
-        jobs = {job_id: self.store.list_items(job_id, ItemState.QUEUED)
-                for job_id in self._running_jobs() if not self._dispatching(job_id)}
+        # 2. and 3. the store's view of running jobs. A job still being dispatched holds some
+        # items back on purpose (fair scheduling): only those it did send can be lost.
+        jobs: dict[str, list[dict[str, Any]]] = {}
+        dispatching: set[str] = set()
+        for job_id in self._running_jobs():
+            queued = self.store.list_items(job_id, ItemState.QUEUED)
+            if self._dispatching(job_id):
+                dispatching.add(job_id)
+                sent = self._sent(job_id)
+                queued = [row for row in queued if row["id"] in sent]
+            jobs[job_id] = queued
         in_flight = set(unacked.values()) | set(holds)
         waiting = self._waiting(jobs, in_flight) if self.restore is not None else set()
         for job_id, queued in jobs.items():
             if not queued:
-                if self._confirmed(("finish", job_id), suspects):
+                if job_id not in dispatching and self._confirmed(("finish", job_id), suspects):
                     self.finish(job_id)
                     done["finished"] += 1
                 continue
@@ -155,7 +168,7 @@ class Reconciler:
                 continue  # the broker accounts for every queued item
             known = waiting | in_flight
             if self.restore is None:  # the broker cannot be listed: trust what was sent
-                known = {m.decode() for m in self.client.smembers(SENT_KEY + job_id)} | in_flight
+                known = self._sent(job_id) | in_flight
             for row in queued:
                 if row["id"] in known or not row["source_key"]:
                     continue
@@ -205,6 +218,9 @@ class Reconciler:
             rows = conn.execute(sa.select(jobs.c.id).where(jobs.c.state == JobState.RUNNING.value)
                                 .order_by(jobs.c.seq))
             return [r.id for r in rows]
+
+    def _sent(self, job_id: str) -> set[str]:
+        return {m.decode() for m in self.client.smembers(SENT_KEY + job_id)}
 
     def _dispatching(self, job_id: str) -> bool:
         return bool(self.client.exists(DISPATCHING_KEY + job_id))

@@ -12,6 +12,7 @@ arrives twice, or after a cancel, changes nothing: an item is settled exactly on
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -144,7 +145,17 @@ class Store:
         return out
 
     @staticmethod
-    def _job_dict(row: Any, counts: dict[str, int]) -> dict[str, Any]:
+    def _queued_seqs(conn: Connection) -> list[int]:
+        """The ``seq`` of every queued job, oldest first: a job's queue position is its place."""
+        return [int(r[0]) for r in conn.execute(
+            sa.select(jobs.c.seq).where(jobs.c.state == JobState.QUEUED.value)
+            .order_by(jobs.c.seq))]
+
+    @staticmethod
+    def _job_dict(row: Any, counts: dict[str, int], queued: list[int]) -> dict[str, Any]:
+        position = None
+        if row.state == JobState.QUEUED.value:  # 1 = the next job to start
+            position = bisect.bisect_left(queued, row.seq) + 1
         return {
             "id": row.id, "state": row.state, "options": row.options, "total": row.total,
             "done": counts.get(ItemState.DONE.value, 0),
@@ -152,7 +163,7 @@ class Store:
             "cancelled": counts.get(ItemState.CANCELLED.value, 0),
             "queued": counts.get(ItemState.QUEUED.value, 0),
             "created_at": row.created_at, "started_at": row.started_at,
-            "finished_at": row.finished_at,
+            "finished_at": row.finished_at, "queue_position": position,
         }
 
     def get_job(self, job_id: str) -> dict[str, Any]:
@@ -165,14 +176,16 @@ class Store:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
             if row is None:
                 raise JobNotFound(f"no job {job_id!r}")
-            return self._job_dict(row, self._counts(conn, [job_id])[job_id])
+            return self._job_dict(row, self._counts(conn, [job_id])[job_id],
+                                  self._queued_seqs(conn) if row.state == JobState.QUEUED.value else [])
 
     def list_jobs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest jobs first, with their counts."""
         with self._read() as conn:
             rows = conn.execute(sa.select(jobs).order_by(jobs.c.seq.desc()).limit(limit)).all()
             counts = self._counts(conn, [r.id for r in rows])
-            return [self._job_dict(r, counts[r.id]) for r in rows]
+            queued = self._queued_seqs(conn)
+            return [self._job_dict(r, counts[r.id], queued) for r in rows]
 
     def list_items(self, job_id: str, state: ItemState | None = None) -> list[dict[str, Any]]:
         """The items of a job in upload order (optionally only those in ``state``)."""
@@ -205,7 +218,11 @@ class Store:
     # ------------------------------------------------------------------ the runner's writes
 
     def claim_next_job(self) -> dict[str, Any] | None:
-        """Move the oldest queued job to running and return it (None when none is queued)."""
+        """Move the oldest queued job to running and return it (None when none is queued).
+
+        Runners call it while they have room for another running job (``max_running_jobs``);
+        running jobs then share the workers round-robin (runners/fair.py).
+        """
         with self._write() as conn:
             row = conn.execute(
                 sa.select(jobs.c.id).where(jobs.c.state == JobState.QUEUED.value)
@@ -219,6 +236,23 @@ class Store:
             if res.rowcount != 1:
                 return None
         return self.get_job(row.id)
+
+    def running_jobs(self) -> list[str]:
+        """Ids of the running jobs, oldest first."""
+        with self._read() as conn:
+            return [str(r.id) for r in conn.execute(
+                sa.select(jobs.c.id).where(jobs.c.state == JobState.RUNNING.value)
+                .order_by(jobs.c.seq))]
+
+    def still_queued(self, item_ids: Sequence[str]) -> set[str]:
+        """Which of ``item_ids`` are still queued (not settled); the dispatcher's view of what
+        it sent and is still out."""
+        if not item_ids:
+            return set()
+        with self._read() as conn:
+            return {str(r.id) for r in conn.execute(
+                sa.select(items.c.id).where(items.c.id.in_(list(item_ids)),
+                                            items.c.state == ItemState.QUEUED.value))}
 
     def item_done(self, item_id: str, result: dict[str, Any]) -> bool:
         """Settle a queued item as done with its result; False if it was already settled."""

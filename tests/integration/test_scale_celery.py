@@ -187,3 +187,27 @@ def test_poison_item_redelivery_is_bounded(tmp_path: Path, broker: RedisServer,
     items = {i["name"]: i for i in server.get(f"/api/jobs/{job['id']}/items")["items"]}
     assert "poison input" in items["poison.jpg"]["error"]
     assert items["poison.jpg"]["attempts"] == 2
+
+
+def test_dispatcher_interleaves_a_small_job_with_a_running_big_one(
+        tmp_path: Path, broker: RedisServer, cleanup: list[Any]) -> None:
+    """Fair scheduling with a broker: the dispatcher keeps a small window of messages out, so a
+    1-image job's message is not queued behind the big job's remaining ones (runners/fair.py)."""
+    data = tmp_path / "data"
+    server = serve(data, broker, cleanup)
+    for name in ("w1", "w2"):
+        cleanup.append(WorkerProcess(broker.url, data, name, item_delay=0.2))
+    big = server.post_files(photos(16, (300, 200)))
+    wait_for(lambda: server.get(f"/api/jobs/{big['id']}")["done"] >= 2, 60, "two images done")
+    client = redis.Redis.from_url(broker.url)
+    assert client.llen("corelane") <= 4  # a window, not the big job's 14 remaining images
+    client.close()
+    small = server.post_files(photos(1, (300, 200), seed=50))
+    for job in (small, big):
+        assert wait_job(server, job["id"])["state"] == "done"
+    mark = server.get(f"/api/jobs/{small['id']}/items")["items"][0]["finished_at"]
+    after = [i for i in server.get(f"/api/jobs/{big['id']}/items")["items"]
+             if i["finished_at"] > mark]
+    # Oldest-first sends all 16 before it; the window leaves most of the big job after it.
+    assert len(after) >= 16 - 2 - 6, f"only {len(after)} of the big job's images came after"
+    assert_complete_once(server, big["id"], 16)

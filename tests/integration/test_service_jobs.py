@@ -139,14 +139,16 @@ def test_poison_image_is_retried_a_bounded_number_of_times(tmp_path: Path) -> No
 def test_cancel_then_retry_and_jobs_run_in_order(tmp_path: Path) -> None:
     from corelane.service.app import create_app
 
-    app = create_app(make_config(tmp_path, workers=1))
+    # One running job at a time, so the second waits queued (fair turns: test_service_fairness).
+    app = create_app(make_config(tmp_path, workers=1, max_running_jobs=1))
     try:
         client = app.test_client()
         big = {f"p{i}.jpg": samples.photo_jpeg(1600, 1200, seed=i) for i in range(12)}
         first = upload(client, big, sizes="1024,512").get_json()["id"]
         second = upload(client, {"s.jpg": samples.photo_jpeg(120, 90)}, sizes="64").get_json()["id"]
         wait_job(client, first, states=("running",))
-        assert client.get(f"/api/jobs/{second}").get_json()["state"] == "queued"  # in order
+        waiting = client.get(f"/api/jobs/{second}").get_json()
+        assert (waiting["state"], waiting["queue_position"]) == ("queued", 1)  # in order
         deadline = time.monotonic() + 20
         while client.get(f"/api/jobs/{first}").get_json()["done"] < 1:
             assert time.monotonic() < deadline

@@ -3,10 +3,19 @@
 ::
 
     web process (CeleryRunner)                 Redis                 corelane worker (any host)
-    claim oldest queued job  --send_task-->  queue "corelane"  -->  process_item(job, item)
-                                                                      read upload (shared dir)
+    claim jobs (up to max_running_jobs)
+    FairQueue: round-robin, per-job cap
+      --send_task, while fewer than  ----->  queue "corelane"  -->  process_item(job, item)
+        the window are out                                            read upload (shared dir)
     relay to browsers  <--- pub/sub "corelane:events" <-----------  write outputs, settle item
-                                                                      in the store, publish
+    poll the store: sent items settled?                               in the store, publish
+      -> their places go to the next items
+
+The dispatcher keeps at most a window of messages out (twice the live worker processes in the
+registry) and fills it round-robin from the running jobs (runners/fair.py), so the broker's FIFO
+queue never holds one job's thousand images in front of another's one. A job whose items are not
+all sent yet is marked "dispatching" in Redis: reconcilers re-send only what it did send (see
+corelane/service/reconcile.py); on a clean stop the marks go and the reconciler sends the rest.
 
 Delivery is at-least-once and every write is idempotent, so nothing is lost or duplicated:
 
@@ -50,9 +59,9 @@ from corelane.service.reconcile import (
     resync_clients,
 )
 from corelane.service.runners import registry
-from corelane.service.runners._claim import claim_jobs
 from corelane.service.runners._work import ItemTask, process_item
 from corelane.service.runners.brokers import celery_broker_url, celery_ssl, is_redis, mask_url
+from corelane.service.runners.fair import FairQueue, job_cap
 from corelane.service.runners.policy import (
     ItemLimits,
     decode_options,
@@ -68,6 +77,12 @@ log = logging.getLogger(__name__)
 TASK_NAME = "corelane.process_item"
 QUEUE = "corelane"
 DISPATCH_RETRY_MAX_S = 5.0  # backoff cap while the broker is unreachable
+IDLE_POLL_S = 1.0  # an idle dispatcher looks for queued jobs this often (a wake() is immediate)
+DISPATCH_POLL_S = 0.05  # while items are out: how often to look which settled (one SELECT)
+WINDOW_PER_SLOT = 2  # messages out per live worker process: one running, one waiting
+WINDOW_MIN = 4  # ... and at least this many (no worker registered yet)
+SLOTS_REFRESH_S = 5.0  # how often the window is recomputed from the worker registry
+MARK_RENEW_S = 10.0  # "dispatching" marks (TTL reconcile.DISPATCHING_TTL_S) renewed this often
 # After the soft limit (the item timeout) the task settles the item itself; the hard limit kills
 # a child stuck where the soft one cannot reach (C code), and the reconciler re-sends its item.
 HARD_LIMIT_GRACE_S = 30.0
@@ -262,7 +277,11 @@ class CeleryRunner:
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self.reconciler: Reconciler | None = None
-        self.current_job: str | None = None
+        self._fair = FairQueue()
+        self._jobs: dict[str, set[str]] = {}  # running jobs this node dispatches -> ids out
+        self._marked: dict[str, float] = {}  # jobs with unsent items -> when last marked
+        self._slots = 0  # live worker processes (the registry), refreshed every SLOTS_REFRESH_S
+        self._slots_at = 0.0
 
     def start(self) -> None:
         """Start dispatching queued jobs, and the reconciler.
@@ -304,17 +323,109 @@ class CeleryRunner:
         if self._client is not None:
             self._client.close()
 
-    def _loop(self) -> None:
-        claim_jobs(self.store, self._stop, self._wake, self._dispatch_job)
+    @property
+    def current_job(self) -> str | None:
+        """The oldest job this dispatcher is sending (None when idle)."""
+        return next(iter(list(self._jobs)), None)
 
-    def _dispatch_job(self, job: dict[str, Any]) -> None:
-        self.current_job = job["id"]
-        mark_dispatching(self._client, job["id"], True)
-        try:
-            self._dispatch(job["id"])
-        finally:
-            mark_dispatching(self._client, job["id"], False)
-            self.current_job = None
+    # ------------------------------------------------------------------ the dispatcher
+
+    def _loop(self) -> None:
+        """Claim jobs, send their items round-robin into a bounded window, note what settled."""
+        while not self._stop.is_set():
+            try:
+                self._admit()
+                self._collect()
+                self._send_due()
+                self._renew_marks()
+            except Exception:
+                log.exception("dispatcher pass failed; retrying")
+                self._stop.wait(IDLE_POLL_S)
+            busy = self._fair.total_out() > 0
+            self._wake.wait(DISPATCH_POLL_S if busy else IDLE_POLL_S)
+            self._wake.clear()
+        for job_id in list(self._jobs):  # the reconciler takes over what was never sent
+            mark_dispatching(self._client, job_id, False)
+
+    def _window(self) -> int:
+        """Messages out (in the broker or on a worker) across all jobs: twice the live worker
+        processes, so each worker has one running and one waiting, and a new job's first item
+        waits behind at most one round of others."""
+        now = time.monotonic()
+        if now >= self._slots_at:
+            self._slots_at = now + SLOTS_REFRESH_S
+            try:
+                self._slots = sum(int(w.get("concurrency", 0))
+                                  for w in registry.list_workers(self._client))
+            except Exception:
+                log.debug("could not read the worker registry", exc_info=True)
+        return max(WINDOW_MIN, WINDOW_PER_SLOT * self._slots)
+
+    def _admit(self) -> None:
+        while len(self._jobs) < self.config.max_running_jobs and not self._stop.is_set():
+            job = self.store.claim_next_job()
+            if job is None:
+                return
+            job_id = job["id"]
+            pending = [i["id"] for i in self.store.list_items(job_id, ItemState.QUEUED)]
+            if not pending:  # nothing left to run (e.g. requeued after its last item settled)
+                announce(self.store, self.bus, job_id)
+                continue
+            mark_dispatching(self._client, job_id, True)
+            self._jobs[job_id] = set()
+            self._marked[job_id] = time.monotonic()
+            self._fair.add_job(job_id, pending)
+
+    def _collect(self) -> None:
+        """Items sent that settled free their place; cancelled or finished jobs leave the ring."""
+        for job_id, out in list(self._jobs.items()):
+            if out:
+                settled = out - self.store.still_queued(sorted(out))
+                for _ in settled:
+                    self._fair.settle(job_id)
+                out -= settled
+            if self._fair.pending(job_id) and \
+                    self.store.get_job(job_id)["state"] != JobState.RUNNING.value:
+                self._fair.clear(job_id)  # cancelled: its workers skip what was sent
+            if self._fair.pending(job_id) == 0 and job_id in self._marked:
+                del self._marked[job_id]
+                mark_dispatching(self._client, job_id, False)  # all sent: the reconciler watches
+            if self._fair.idle(job_id):
+                self._fair.drop(job_id)
+                del self._jobs[job_id]
+
+    def _send_due(self) -> None:
+        window = self._window()
+        self._fair.cap = job_cap(self.config.job_concurrency, window)
+        sent: dict[str, list[str]] = {}
+        backoff = 0.1
+        while self._fair.total_out() < window and not self._stop.is_set():
+            got = self._fair.take()
+            if got is None:
+                break
+            job_id, item_id = got
+            while not self._stop.is_set():
+                try:
+                    self._send(job_id, item_id)
+                    break
+                except Exception as exc:  # broker unreachable: wait and try the same item again
+                    log.warning("cannot reach the broker (%s); retrying in %.1f s",
+                                mask_url(str(exc)), backoff)
+                    self._renew_marks(force=True)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, DISPATCH_RETRY_MAX_S)
+            self._jobs[job_id].add(item_id)
+            sent.setdefault(job_id, []).append(item_id)
+        for job_id, ids in sent.items():
+            mark_sent(self._client, job_id, ids)
+
+    def _renew_marks(self, force: bool = False) -> None:
+        """Keep telling reconcilers which jobs still have items this dispatcher holds back."""
+        now = time.monotonic()
+        for job_id, at in list(self._marked.items()):
+            if force or now - at >= MARK_RENEW_S:
+                mark_dispatching(self._client, job_id, True)
+                self._marked[job_id] = now
 
     def _resend(self, job_id: str, item_id: str) -> None:
         self._send(job_id, item_id)
@@ -331,27 +442,3 @@ class CeleryRunner:
         """Put an unacknowledged message back at the head of its queue (kombu's own restore)."""
         with self.app.connection_for_write() as conn:
             conn.default_channel.qos.restore_by_tag(tag, leftmost=False)
-
-    def _dispatch(self, job_id: str) -> None:
-        pending = self.store.list_items(job_id, ItemState.QUEUED)
-        backoff = 0.1
-        sent: list[str] = []
-        for item in pending:
-            while not self._stop.is_set():
-                try:
-                    self._send(job_id, item["id"])
-                    sent.append(item["id"])
-                    break
-                except Exception as exc:  # broker unreachable: wait and try the same item again
-                    log.warning("cannot reach the broker (%s); retrying in %.1f s",
-                                mask_url(str(exc)), backoff)
-                    mark_dispatching(self._client, job_id, True)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, DISPATCH_RETRY_MAX_S)
-            if len(sent) >= 200:
-                mark_sent(self._client, job_id, sent)
-                mark_dispatching(self._client, job_id, True)
-                sent = []
-        mark_sent(self._client, job_id, sent)
-        if not pending:  # nothing left to run (e.g. requeued after its last item settled)
-            announce(self.store, self.bus, job_id)
