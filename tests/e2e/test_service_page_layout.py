@@ -36,7 +36,8 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
     from playwright.sync_api import expect, sync_playwright
 
     data = tmp_path / "data"
-    server = ServerProcess(data, workers=1).start()
+    # One running job at a time, so the later jobs wait in line (fair turns need no page check).
+    server = ServerProcess(data, workers=1, env={"CORELANE_MAX_RUNNING_JOBS": "1"}).start()
     text = samples.text_file()
     try:
         partial = server.post_files({"harbour.jpg": samples.photo_jpeg(900, 600, seed=1),
@@ -51,11 +52,14 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
         running = server.post_files({f"scan-{i:02d}.jpg": big for i in range(40)},
                                     sizes="2048,1024,512,256", timeout=120)
         cancelled = server.post_files({"later.jpg": samples.photo_jpeg(300, 200)})
+        waiting = server.post_files({"next.jpg": samples.photo_jpeg(300, 200)})
         server.wait(running["id"], ("running",))
+        assert server.get(f"/api/jobs/{waiting['id']}")["queue_position"] == 2
         assert requests.post(f"{server.url}/api/jobs/{cancelled['id']}/cancel",
                              timeout=10).status_code == 202
         expected = {partial["id"]: "partly done", done["id"]: "done", failed["id"]: "failed",
-                    running["id"]: "processing", cancelled["id"]: "cancelled"}
+                    running["id"]: "processing", cancelled["id"]: "cancelled",
+                    waiting["id"]: "queued"}
         ARTIFACTS.mkdir(exist_ok=True)
 
         with sync_playwright() as pw:
@@ -66,7 +70,10 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                     page.goto(server.url + "/")
                     expect(page.locator("#conn")).to_have_attribute("data-state", "live",
                                                                     timeout=15000)
-                    expect(page.locator(".job")).to_have_count(5)
+                    expect(page.locator(".job")).to_have_count(6)
+                    # The cancel moved the waiting job up: it starts next.
+                    expect(page.locator(f".job[data-job='{waiting['id']}'] .counts .position")
+                           ).to_have_text("next in line")
                     for job_id, label in expected.items():
                         row = page.locator(f".job[data-job='{job_id}']")
                         expect(row.locator(".badge")).to_have_text(label)
@@ -123,7 +130,7 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.on("dialog", lambda dialog: dialog.accept())
                 page.goto(server.url + "/")
-                expect(page.locator(".job")).to_have_count(5, timeout=15000)
+                expect(page.locator(".job")).to_have_count(6, timeout=15000)
                 items = server.get(f"/api/jobs/{partial['id']}/items")["items"]
                 sources_before = _source_files(data)
                 outputs = [data / "objects" / "out" / i["id"][:2] / i["id"]
@@ -133,7 +140,7 @@ def test_layout_status_and_delete_at_phone_and_desktop_widths(tmp_path: Path) ->
                 expect(running_row).to_be_disabled()  # cancel first
                 page.locator(f".job[data-job='{partial['id']}'] .delete").click()
                 expect(page.locator(f".job[data-job='{partial['id']}']")).to_have_count(0)
-                expect(page.locator(".job")).to_have_count(4)
+                expect(page.locator(".job")).to_have_count(5)
                 gone = requests.get(f"{server.url}/api/jobs/{partial['id']}", timeout=10)
                 assert gone.status_code == 404
                 assert not any(folder.exists() for folder in outputs)

@@ -98,6 +98,10 @@
     if (c.cancelled) chip("cancelled", `${c.cancelled} cancelled`);
     if (c.processing) chip("processing", `${c.processing} processing`);
     if (c.queued) chip("queued", `${c.queued} queued`);
+    // Jobs take turns on the workers; past the running ones, a job waits in line (its place).
+    if (j.state === "queued" && j.queue_position) {
+      chip("queued position", j.queue_position === 1 ? "next in line" : `#${j.queue_position} in line`);
+    }
     if (!withTiming) return;
     if (j.state === "running") {
       if (j.rate) chip("plain", `${j.rate.toFixed(1)} img/s`);
@@ -162,6 +166,13 @@
       for (const k of ["done", "failed", "cancelled"]) j[k] = Math.max(j[k] || 0, old[k] || 0);
     }
     if (old && !authoritative && isFinished(old.state) && !isFinished(j.state)) j.state = old.state;
+    if (old && old.state === "queued" && j.state !== "queued" && old.queue_position) {
+      // It left the line (started, or cancelled): those behind it move up one place.
+      for (const other of jobs.values()) {
+        if (other.state === "queued" && other.queue_position > old.queue_position) other.queue_position -= 1;
+      }
+      j.queue_position = null;
+    }
     jobs.set(j.id, Object.assign({}, old || {}, j));
   }
   function forget(id) {
