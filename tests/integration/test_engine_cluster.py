@@ -192,6 +192,11 @@ def test_unpicklable_item_fails_alone_and_function_fails_fast(pool: ClusterPool)
     assert isinstance(out[1].exception, NotPicklable) and "item 1" in str(out[1].exception)
     with pytest.raises(NotPicklable):
         pool.submit(lambda: lock.locked())
+    # A result that cannot travel back fails only its own item (the rest of its chunk returns).
+    out = list(pool.imap(lambda x: (i for i in range(x)) if x == 2 else x, range(6),
+                         chunksize=6, errors="return"))
+    assert [v for i, v in enumerate(out) if i != 2] == [0, 1, 3, 4, 5]
+    assert isinstance(out[2].exception, NotPicklable) and "result" in str(out[2].exception)
 
 
 def test_a_large_closure_is_scattered_once(cluster: Cluster, pool: ClusterPool) -> None:
