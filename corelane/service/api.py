@@ -3,7 +3,9 @@
 Uploads are checked by content, never by name or declared type: each file is probed (format and
 dimensions from its header, against the allow-list and the pixel cap) before it is stored, and a
 file that fails becomes a failed item with its reason, while the others of the job run. Malformed
-requests (not multipart, no files, bad options) get a 4xx JSON error and nothing is stored.
+requests (not multipart, no files, bad options) get a 4xx JSON error and nothing is stored. File
+parts stream into the object store as they are parsed (uploads.py) and are kept only once the
+whole request passed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from corelane.service.guard import origin_ok, token_ok
 from corelane.service.jobs import EventName, ItemState
 from corelane.service.objects import new_id
 from corelane.service.retention import delete_job as delete_job_and_files
+from corelane.service.uploads import IncomingFile
 from corelane.service.views import public_item, public_job, split_outputs
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -100,6 +103,16 @@ def _display_name(name: str | None, idx: int) -> str:
 
 @bp.post("/jobs")
 def create_job() -> Any:
+    try:
+        return _create_job()
+    finally:
+        # Files of a refused request, or refused themselves, go; a job's sources were committed.
+        discard = getattr(request, "discard_incoming", None)
+        if discard is not None:
+            discard()
+
+
+def _create_job() -> Any:
     service = _service()
     config = service.config
     if request.mimetype != "multipart/form-data":
@@ -112,39 +125,72 @@ def create_job() -> Any:
         raise UploadRejected(f"{len(files)} files is more than the {config.max_files} allowed "
                              "in one job", status=413)
     options = parse_options(request.form)
-    from corelane.imaging import ImageLimits, probe
+    from corelane.imaging import ImageLimits
 
     limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=config.max_file_bytes)
     rows = []
+    keep: list[Any] = []
     for idx, f in enumerate(files):
         row: dict[str, Any] = {"id": new_id(), "idx": idx,
                                "name": _display_name(f.filename, idx)}
-        data = f.stream.read(config.max_file_bytes + 1)
-        row["source_bytes"] = len(data)
+        stream: Any = f.stream
+        part: IncomingFile | _Buffered = stream if isinstance(stream, IncomingFile) \
+            else _Buffered(stream.read(config.max_file_bytes + 1))  # not streamed: in memory
+        row["source_bytes"] = part.size
         error = None
-        if not data:
+        if part.size == 0:
             error = "empty file (0 bytes)"
-        elif len(data) > config.max_file_bytes:
+        elif part.size > config.max_file_bytes:
             error = f"file is larger than the {config.max_file_bytes // 2**20} MiB limit per image"
         else:
             try:
-                info = probe(data, limits)
+                info = _probe(part, limits)
             except BadImage as exc:
                 error = str(exc)
             else:
                 row["format"] = info.get("format")
                 row["width"] = info.get("width")
                 row["height"] = info.get("height")
-                row["source_key"] = service.objects.put_source(data)
+                keep.append((row, part))
         if error:
             row.update(state=ItemState.FAILED.value, error=error)
         rows.append(row)
+    for row, part in keep:  # only once every check passed: a refused request stores nothing
+        row["source_key"] = part.commit() if isinstance(part, IncomingFile) \
+            else service.objects.put_source(part.data)
     job_id = new_id()
     service.store.create_job(job_id, options, rows)
     job = public_job(service.store.get_job(job_id))
     service.publish(EventName.JOB_CREATED, job_id, {"job_id": job_id, "job": job})
     service.wake_runner()
     return jsonify(job), 202, {"Location": job["urls"]["self"]}
+
+
+class _Buffered:
+    """An upload read into memory (a request that did not stream): what _probe needs."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+        self.head = data
+        self.complete = True
+
+    def read_all(self) -> bytes:
+        return self.data
+
+
+def _probe(part: Any, limits: Any) -> dict[str, Any]:
+    """Probe an upload from its head; when that fails and the head is not the whole file, from
+    the whole file, whose verdict (and message) is the one that counts."""
+    from corelane.imaging import probe
+
+    if not part.complete:
+        try:
+            return dict(probe(part.head, limits))
+        except Exception:  # noqa: BLE001 - a header past the head, or a cut multi-frame file
+            pass
+        return dict(probe(part.read_all(), limits))
+    return dict(probe(part.head, limits))
 
 
 @bp.get("/jobs")

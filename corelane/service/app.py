@@ -25,6 +25,7 @@ from corelane.service.objects import ObjectStore, open_objects
 from corelane.service.retention import RetentionSweeper
 from corelane.service.runners.local import LocalRunner
 from corelane.service.store import Store
+from corelane.service.uploads import UploadRequest
 
 if TYPE_CHECKING:
     from corelane.service.runners.celery import CeleryRunner
@@ -96,6 +97,7 @@ def create_app(config: ServiceConfig | None = None, **runner_options: Any) -> Fl
     config = config or ServiceConfig.from_env()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__, template_folder="ui/templates", static_folder="ui/static")
+    app.request_class = UploadRequest  # uploads stream into the object store (uploads.py)
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["MAX_FORM_PARTS"] = config.max_files + 64
     app.json.sort_keys = False  # type: ignore[attr-defined]

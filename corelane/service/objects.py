@@ -161,6 +161,11 @@ class S3ObjectStore(ObjectStore):
         self.client.put_object(Bucket=self.bucket, Key=self.name(key), Body=data)
         write_atomic(super().path(key), data)  # this host will likely read it back
 
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload the file at ``path`` under ``key`` (the caller then moves it into the cache)."""
+        with open(path, "rb") as f:
+            self.client.put_object(Bucket=self.bucket, Key=self.name(key), Body=f)
+
     def path(self, key: str) -> Path:
         """A local copy of ``key`` (downloaded on first use; objects never change in place)."""
         local = super().path(key)
