@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "corelane:events"
 RECONNECT_MAX_S = 2.0  # cap of the reconnect backoff: progress resumes within this after Redis returns
-POLL_S = 0.5  # how long one get_message waits, so close() is noticed promptly
+POLL_S = 0.2  # how long one get_message waits, so close() is noticed promptly
 
 
 def redis_client(url: str, timeout: float = 5.0) -> redis.Redis:

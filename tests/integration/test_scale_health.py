@@ -116,6 +116,7 @@ def test_web_node_with_open_websockets_stops_within_two_seconds(
     os.killpg(server.proc.pid, signal.SIGTERM)
     server.proc.wait(15)
     elapsed = time.monotonic() - started
+    print(f"{mode}: the web node stopped in {elapsed:.2f} s")
     assert elapsed < 2.0, f"the web node took {elapsed:.2f} s to stop"
     assert "Shutting down: Master" in server.log.read_text()
 
