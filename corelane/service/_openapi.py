@@ -59,6 +59,9 @@ def openapi_document(token_required: bool = False) -> dict[str, Any]:
             "created_at": {"type": "number"},
             "started_at": {"type": ["number", "null"]},
             "finished_at": {"type": ["number", "null"]},
+            "queue_position": {"type": ["integer", "null"], "minimum": 1,
+                               "description": "a queued job's place in line (1 starts next); "
+                                              "null once it runs"},
             "urls": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     }
