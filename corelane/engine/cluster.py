@@ -47,7 +47,7 @@ from corelane.engine._protocol import Mode
 from corelane.engine._serialize import describe, dumps, loads
 from corelane.engine.chunking import Chunker
 from corelane.engine.pool import Errors, Style, _flatten
-from corelane.engine.results import Failure
+from corelane.engine.results import Failure, InTurn
 from corelane.errors import Broken, Cancelled, Closed, NotPicklable, TaskTimeout, WorkerDied
 from corelane.progress import Reporter, Sink, make_sink
 
@@ -64,6 +64,7 @@ WINDOW_SECONDS = 0.05
 # cluster once and its Future passed to every task, instead of its bytes riding with each one.
 SCATTER_ABOVE = 64 * 1024
 POLL = 0.1  # s between checks of deadlines and of the client while waiting for a chunk
+LOST_RESENDS = 3  # a chunk whose result Dask lost (its worker died after it) runs again
 # The Chunker aims at ~50 ms of work per chunk, right for a local round trip of ~0.1 ms; a Dask
 # task costs ~1-3 ms (scheduler, worker, result fetch), so the measured time is told to it scaled
 # down by this factor and chunks (and their floor in time) come out this many times longer.
@@ -110,11 +111,12 @@ def connect(cluster: Any, timeout: float = CONNECT_TIMEOUT) -> tuple[Any, bool]:
 class _Chunk:
     """Items shipped as one Dask task, with their positions in the input."""
 
-    __slots__ = ("indices", "items")
+    __slots__ = ("indices", "items", "lost")
 
-    def __init__(self, indices: list[int], items: list[Any]) -> None:
+    def __init__(self, indices: list[int], items: list[Any], lost: int = 0) -> None:
         self.indices = indices
         self.items = items
+        self.lost = lost  # times Dask lost its result (its worker died after it finished)
 
 
 class _Run:
@@ -411,6 +413,9 @@ class ClusterPool(Executor):
                 return [(index, [Failure(index, chunk.items[0], died)], 1)]
             raise Broken(f"the Dask workers could not run corelane's task: {exc!r} (is corelane "
                          f"installed on every worker?)")
+        if status == "lost" and run is not None and chunk.lost < LOST_RESENDS:
+            # Its worker died holding the finished result: run it again (bounded).
+            return self._send(run, [_Chunk(chunk.indices, chunk.items, chunk.lost + 1)])
         raise Broken(f"the Dask scheduler at {self.address} lost a task ({status}): was the "
                      f"client disconnected, or the task cancelled elsewhere?")
 
@@ -496,8 +501,7 @@ class ClusterPool(Executor):
                  deadline: float | None, owned: bool) -> Iterator[list[Any]]:
         """Feed a lazy run a window at a time and yield its results as ``ordered`` asks; a
         failure with ``errors="raise"`` surfaces in turn (after every earlier result)."""
-        buffered: dict[int, tuple[list[Any], int]] = {}
-        next_index = yielded = 0
+        order = InTurn(ordered, errors, style, reporter)
         cut = end or 0
         state = "cancelled"
         try:
@@ -513,7 +517,7 @@ class ClusterPool(Executor):
                     # read but not yet yielded is bounded, which keeps memory flat.
                     chunks: list[_Chunk] = []
                     while (len(run.live) + len(chunks) < in_flight if run.chunker.total is not None
-                           else cut - yielded < window):
+                           else cut - order.yielded < window):
                         items = list(itertools.islice(it, run.chunker.size(cut)))
                         if not items:
                             end = cut
@@ -525,30 +529,10 @@ class ClusterPool(Executor):
                             chunks = []
                     if chunks:
                         early.extend(self._send(run, chunks))
-                if end is not None and yielded == end:
+                if end is not None and order.yielded == end:
                     break
                 batch, early = (early, []) if early else (self._next_done(run, deadline), [])
-                for first, values, n_failed in batch:
-                    if ordered and first != next_index:
-                        buffered[first] = (values, n_failed)
-                        continue
-                    due = [(values, n_failed)]
-                    if ordered:
-                        next_index = first + len(values)
-                        while next_index in buffered:
-                            due.append(buffered.pop(next_index))
-                            next_index += len(due[-1][0])
-                    for values, n_failed in due:
-                        yielded += len(values)
-                        if n_failed and errors == "raise":
-                            k = next(i for i, v in enumerate(values) if isinstance(v, Failure))
-                            reporter.add(k, 1)
-                            if k:
-                                yield values[:k]
-                            bad = values[k]
-                            raise bad.to_error() if style == "task" else bad.raised()
-                        reporter.add(len(values), n_failed)
-                        yield values
+                yield from order.emit(batch)
             state = "finished"
         except KeyboardInterrupt:
             self.terminate()
