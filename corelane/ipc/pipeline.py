@@ -2,15 +2,17 @@
 
 ::
 
-    source ──> [stage 1: Pool(n1).imap] ──q1──> [stage 2: Pool(n2).imap] ──q2──> ... ──> caller
+    source ──> [stage 1: Pool(n1) run] ──link1──> [stage 2: Pool(n2) run] ──link2──> ... ──> caller
                  driven by thread 1               driven by thread 2
 
 Each stage is one :class:`corelane.Pool` (no second pool implementation): a thread per stage runs
-that pool's ``imap`` (or ``imap_unordered``) over the previous stage's queue and puts what comes
-out into its own bounded queue as ``(MessageType.DATA, item)``, then one ``DONE``. The engine
-reads its input only while its in-flight window has room and the thread blocks while its queue
-is full, so a slow stage throttles everything before it, down to the source: memory stays flat
-on an endless source. Nobody counts DONE sentinels: each queue has exactly one reader.
+that pool's ordered (or unordered) run over the previous stage's link and puts what comes out
+into its own bounded link, in the lists the engine delivers results in (one hand-off per list,
+not per item: the relay costs the parent little more than the hand-written Queue version), then
+one DONE. A link is bounded in items (``buffer``). The engine reads its input only while its
+in-flight window has room and the thread blocks while its link is full, so a slow stage
+throttles everything before it, down to the source: memory stays flat on an endless source.
+Nobody counts DONE sentinels: each link has exactly one reader.
 
 Items travel as ``(source index, value)``, so a failure names the item's position in the source
 whatever the order. A failure in a stage (the function raised, its worker died, it timed out)
@@ -30,13 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from corelane.engine import Failure, Pool
+from corelane.engine._protocol import Mode
 from corelane.errors import (
     Cancelled,
     CorelaneError,
@@ -46,7 +49,6 @@ from corelane.errors import (
     WorkerDied,
 )
 from corelane.events import Event
-from corelane.ipc.messages import MessageType
 from corelane.progress import Sink, make_sink
 
 if TYPE_CHECKING:
@@ -120,13 +122,51 @@ class _Indexed:
             raise StageError("source", exc) from exc
 
 
-class _QueueReader:
-    """The input of stage k+1: reads stage k's queue until DONE (or until the pipeline stops)."""
+class _Link:
+    """The bounded hand-off between two stages, counted in items; results travel in the lists
+    the engine delivers them in (one lock round per list, not per item). A list larger than
+    the bound still passes when the link is empty, so nothing can wedge."""
 
-    def __init__(self, q: queue.Queue[Any], stop: threading.Event, total: int | None) -> None:
-        self.q = q
+    def __init__(self, limit: int, stop: threading.Event) -> None:
+        self.limit = limit
         self.stop = stop
+        self._lists: deque[list[Any] | None] = deque()  # None: DONE, nothing more will come
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def put(self, batch: list[Any] | None) -> bool:
+        """Queue ``batch`` (None for DONE), waiting for room; False if the pipeline stopped."""
+        size = len(batch) if batch is not None else 0
+        with self._cond:
+            while self._count and self._count + size > self.limit:
+                if self.stop.is_set():
+                    return False
+                self._cond.wait(POLL)
+            self._lists.append(batch)
+            self._count += size
+            self._cond.notify_all()
+        return True
+
+    def get(self) -> list[Any] | None:
+        """The next list (None: DONE); raises Cancelled once the pipeline stops."""
+        with self._cond:
+            while not self._lists:
+                if self.stop.is_set():
+                    raise Cancelled("the pipeline stopped")
+                self._cond.wait(POLL)
+            batch = self._lists.popleft()
+            self._count -= len(batch) if batch is not None else 0
+            self._cond.notify_all()
+        return batch
+
+
+class _LinkReader:
+    """The input of stage k+1: stage k's results, item by item, until DONE."""
+
+    def __init__(self, link: _Link, total: int | None) -> None:
+        self.link = link
         self.total = total
+        self._batch: list[Any] = []
         self.done = False
 
     def __len__(self) -> int:
@@ -134,23 +174,20 @@ class _QueueReader:
             raise TypeError("length unknown")
         return self.total
 
-    def __iter__(self) -> _QueueReader:
+    def __iter__(self) -> _LinkReader:
         return self
 
     def __next__(self) -> Any:
-        if self.done:
-            raise StopIteration
-        while True:
-            try:
-                kind, payload = self.q.get(timeout=POLL)
-            except queue.Empty:
-                if self.stop.is_set():
-                    raise Cancelled("the pipeline stopped") from None
-                continue
-            if kind is MessageType.DATA:
-                return payload
-            self.done = True  # DONE: the stage before has nothing more (and never will)
-            raise StopIteration
+        while not self._batch:
+            if self.done:
+                raise StopIteration
+            batch = self.link.get()
+            if batch is None:
+                self.done = True  # DONE: the stage before has nothing more (and never will)
+                raise StopIteration
+            batch.reverse()
+            self._batch = batch
+        return self._batch.pop()
 
 
 def _wait_started(pool: Pool, timeout: float = JOIN_TIMEOUT) -> None:
@@ -345,17 +382,17 @@ class _Run:
         upstream: Any = source
         for k, (st, pool) in enumerate(zip(pipeline._stages, self.pools, strict=True)):
             chunksize = st.chunksize or (DOWNSTREAM_CHUNKSIZE if k else None)
-            q: queue.Queue[Any] = queue.Queue(maxsize=pipeline.buffer)
-            imap = pool.imap if pipeline.ordered else pool.imap_unordered
+            link = _Link(pipeline.buffer, self.stop)
             sink = _labelled(make_sink(pipeline.progress, st.name), st.name)
-            it = imap(_StageFn(st.fn), upstream, chunksize=chunksize, progress=sink or False,
-                      timeout=st.timeout, errors="return")
+            # The engine's result lists (not item by item): one hand-off per list.
+            runs = pool._start(_StageFn(st.fn), upstream, Mode.ONE, pipeline.ordered, chunksize,
+                               sink or False, st.timeout, "return", "task")
             self.threads.append(threading.Thread(
-                target=self._pump, args=(st, it, q), name=f"corelane-stage-{st.name}",
+                target=self._pump, args=(st, runs, link), name=f"corelane-stage-{st.name}",
                 daemon=True,
             ))
-            upstream = _QueueReader(q, self.stop, total)
-        self.output: _QueueReader = upstream
+            upstream = _LinkReader(link, total)
+        self.output: _LinkReader = upstream
 
     # ------------------------------------------------------------------ stage threads
 
@@ -365,56 +402,49 @@ class _Run:
                 self.error = error
         self.stop.set()
 
-    def _put(self, q: queue.Queue[Any], message: tuple[MessageType, Any]) -> bool:
-        while True:
-            try:
-                q.put(message, timeout=POLL)
-                return True
-            except queue.Full:
-                if self.stop.is_set():
-                    return False
-
-    def _pump(self, st: _Stage, it: Iterator[Any], q: queue.Queue[Any]) -> None:
+    def _pump(self, st: _Stage, runs: Iterator[list[Any]], link: _Link) -> None:
         try:
-            for out in it:
-                if isinstance(out, Failure):  # this stage failed this item
-                    failure = _stage_failure(out, st.name)
-                    if self.errors == "raise":
-                        self._fail(failure.exception)
-                        return
-                    out = _Failed(failure)
-                if not self._put(q, (MessageType.DATA, out)):
+            for values in runs:
+                for k, out in enumerate(values):
+                    if isinstance(out, Failure):  # this stage failed this item
+                        failure = _stage_failure(out, st.name)
+                        if self.errors == "raise":
+                            self._fail(failure.exception)
+                            return
+                        values[k] = _Failed(failure)
+                if not link.put(values):
                     return
-            self._put(q, (MessageType.DONE, None))
+            link.put(None)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller's thread
             if not self.stop.is_set():  # not merely our own shutdown reaching this stage
                 self._fail(exc if isinstance(exc, StageError) else StageError(st.name, exc))
         finally:
             with contextlib.suppress(Exception):
-                it.close()  # type: ignore[attr-defined]
+                runs.close()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ caller's thread
 
     def results(self) -> Iterator[Any]:
-        q, stop, raise_errors = self.output.q, self.stop, self.errors == "raise"
+        link, stop, raise_errors = self.output.link, self.stop, self.errors == "raise"
         while True:
             try:
-                kind, payload = q.get(timeout=POLL)
-            except queue.Empty:
-                if stop.is_set():
-                    raise self.error or Cancelled("the pipeline stopped") from None
-                continue
+                batch = link.get()
+            except Cancelled:
+                raise self.error or Cancelled("the pipeline stopped") from None
             if stop.is_set() and self.error is not None:
                 raise self.error
-            if kind is not MessageType.DATA:
+            if batch is None:
                 self.finished = True
                 return
-            if type(payload) is _Failed:
-                if raise_errors:  # pragma: no cover - raise mode stops at the stage
-                    raise payload.failure.exception
-                yield payload.failure
-            else:
-                yield payload[1]
+            batch.reverse()
+            while batch:
+                payload = batch.pop()
+                if type(payload) is _Failed:
+                    if raise_errors:  # pragma: no cover - raise mode stops at the stage
+                        raise payload.failure.exception
+                    yield payload.failure
+                else:
+                    yield payload[1]
 
     def shutdown(self) -> None:
         """Stop every stage: gracefully after a complete run, at once otherwise (bounded)."""
