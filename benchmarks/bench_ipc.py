@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 import corelane  # noqa: E402
-from benchmarks._report import machine, table, write_section  # noqa: E402
+from benchmarks._report import interleaved, machine, table, write_section  # noqa: E402
 from corelane import Pipeline, SharedArray, SharedCounter, SharedValue, share  # noqa: E402
 
 MiB = 1024 * 1024
@@ -406,32 +406,39 @@ def bench_w6(quick: bool) -> str:
     n = 4_000 if quick else 20_000
     items = list(range(n))
     expected = sorted(stage_c(stage_b(stage_a(x))) for x in items)
-    rows = []
 
-    def timed(label: str, fn: Any, check: bool = True) -> None:
-        t0 = time.perf_counter()
-        got = fn()
-        elapsed = time.perf_counter() - t0
-        if check:
-            assert sorted(got) == expected, label
-        rows.append([label, f"{n / elapsed:,.0f}", f"{elapsed:.2f}"])
-        print(rows[-1], flush=True)
+    def checked(fn: Any) -> Any:
+        def run() -> None:
+            assert sorted(fn()) == expected
+        return run
 
-    timed("ceiling: stage work split over 2 plain processes", lambda: w6_ceiling(items), False)
-    timed("hand-written Queue + Enum, 1 process per stage", lambda: hand_written(items, 1))
-    timed("corelane Pipeline, 1 worker per stage, ordered",
-          lambda: Pipeline(items, start_method="fork").stage(stage_a).stage(stage_b)
-          .stage(stage_c).run())
-    timed("corelane Pipeline, 1 worker per stage, unordered",
-          lambda: Pipeline(items, ordered=False, start_method="fork").stage(stage_a)
-          .stage(stage_b).stage(stage_c).run())
-    timed("hand-written Queue + Enum, 2 processes per stage", lambda: hand_written(items, 2))
-    timed("corelane Pipeline, 2 workers per stage, unordered",
-          lambda: Pipeline(items, ordered=False, start_method="fork")
-          .stage(stage_a, workers=2).stage(stage_b, workers=2).stage(stage_c, workers=2).run())
+    rows = {
+        "ceiling: stage work split over 2 plain processes": lambda: w6_ceiling(items),
+        "hand-written Queue + Enum, 1 process per stage": checked(lambda: hand_written(items, 1)),
+        "corelane Pipeline, 1 worker per stage, ordered": checked(
+            lambda: Pipeline(items, start_method="fork").stage(stage_a).stage(stage_b)
+            .stage(stage_c).run()),
+        "corelane Pipeline, 1 worker per stage, unordered": checked(
+            lambda: Pipeline(items, ordered=False, start_method="fork").stage(stage_a)
+            .stage(stage_b).stage(stage_c).run()),
+        "hand-written Queue + Enum, 2 processes per stage": checked(lambda: hand_written(items, 2)),
+        "corelane Pipeline, 2 workers per stage, unordered": checked(
+            lambda: Pipeline(items, ordered=False, start_method="fork")
+            .stage(stage_a, workers=2).stage(stage_b, workers=2).stage(stage_c, workers=2).run()),
+    }
+    rounds = 1 if quick else 5
+    got = interleaved(rows, rounds)
+    hand1 = got["hand-written Queue + Enum, 1 process per stage"]
+    hand2 = got["hand-written Queue + Enum, 2 processes per stage"]
+    body = []
+    for label, seconds in got.items():
+        base = hand2 if "2 " in label and "plain" not in label else hand1
+        body.append([label, f"{n / seconds:,.0f}", f"{seconds:.2f}", f"{base / seconds:.2f}x"])
     return (f"### W6: a 3-stage pipeline, {n:,} items, ~{WORK} loop iterations per stage\n\n"
-            "Items/s end to end (processes started inside the timing), fork start method.\n\n"
-            + table(["row", "items/s", "s"], rows))
+            f"Items/s end to end (processes started inside the timing), fork start method; "
+            f"medians of {rounds} interleaved rounds; the last column is the ratio to the "
+            "hand-written version with as many processes per stage.\n\n"
+            + table(["row", "items/s", "s", "vs hand-written"], body))
 
 
 # ---------------------------------------------------------------- main
