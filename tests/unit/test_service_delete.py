@@ -52,8 +52,12 @@ def test_delete_removes_the_job_its_rows_and_its_files(tmp_path: Path) -> None:
         assert client.get(out_url).status_code == 404
         assert [j["id"] for j in client.get("/api/jobs").get_json()["jobs"]] == [keep["id"]]
         assert client.delete(f"/api/jobs/{gone['id']}").status_code == 404
-        # Pages that watch the job list hear about it.
-        events = [e for e in watcher.get_received() if e["name"] == "job_deleted"]
+        # Pages that watch the job list hear about it (the bus relays on its own thread).
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 5
+        while not events and time.monotonic() < deadline:
+            events += [e for e in watcher.get_received() if e["name"] == "job_deleted"]
+            time.sleep(0.02)
         assert [e["args"][0]["job_id"] for e in events] == [gone["id"]]
         watcher.disconnect()
     finally:
