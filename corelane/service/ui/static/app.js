@@ -57,8 +57,17 @@
   function counts(j) {
     const total = j.total || 0, done = j.done || 0, failed = j.failed || 0, cancelled = j.cancelled || 0;
     const waiting = Math.max(0, total - done - failed - cancelled);
-    const processing = j.state === "running" ? Math.min(workers, waiting) : 0;
+    const processing = j.state === "running" ? Math.min(workerShare(), waiting) : 0;
     return { total, done, failed, cancelled, processing, queued: waiting - processing };
+  }
+  // Running jobs take turns on the workers (runners/fair.py): each gets about an equal share.
+  function workerShare() {
+    let running = 0;
+    for (const other of jobs.values()) {
+      const left = (other.total || 0) - (other.done || 0) - (other.failed || 0) - (other.cancelled || 0);
+      if (other.state === "running" && left > 0) running += 1;
+    }
+    return Math.max(1, Math.ceil(workers / Math.max(1, running)));
   }
   // The badge says how a job turned out: some images done and some failed is "partly done",
   // not "failed" (the job's stored state stays "failed" for the API).
@@ -273,12 +282,12 @@
     }
   }
   // Which waiting images are on a worker right now: the runner hands them out in upload order,
-  // one per worker, so the first `workers` unsettled ones are processing and the rest queued.
+  // one per worker, so the first ones of its share of the workers are processing, the rest queued.
   function pendingLabels() {
     const j = jobs.get(currentJob);
     const waiting = [...items.values()].filter((i) => i.state === "queued").sort((a, b) => a.idx - b.idx);
     const running = j && j.state === "running";
-    return new Map(waiting.map((i, n) => [i.id, running && n < workers ? "processing" : "queued"]));
+    return new Map(waiting.map((i, n) => [i.id, running && n < workerShare() ? "processing" : "queued"]));
   }
   function refreshPending() {
     const labels = pendingLabels();
