@@ -81,3 +81,26 @@ def test_queued_jobs_show_their_queue_position(tmp_path: Path) -> None:
             assert wait_job(client, job_id)["queue_position"] is None
     finally:
         app.extensions["corelane"].close()
+
+
+def test_a_job_retried_right_after_its_cancel_runs_to_the_end(tmp_path: Path) -> None:
+    """The cancelled run's images are still on the workers when the retry claims the job again:
+    the new run must not inherit the cancel."""
+    from corelane.service.app import create_app
+
+    app = create_app(make_config(tmp_path, workers=2), process_fn=slow_process)
+    try:
+        client = app.test_client()
+        photo = samples.photo_jpeg(160, 120, seed=4)
+        job = upload(client, {f"p{i}.jpg": photo for i in range(8)}, sizes="64",
+                     features="false").get_json()["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/jobs/{job}").get_json()["done"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert client.post(f"/api/jobs/{job}/cancel").status_code == 202
+        assert client.post(f"/api/jobs/{job}/retry").status_code == 202
+        done = wait_job(client, job)
+        assert (done["state"], done["done"]) == ("done", 8)
+    finally:
+        app.extensions["corelane"].close()

@@ -79,6 +79,7 @@ QUEUE = "corelane"
 DISPATCH_RETRY_MAX_S = 5.0  # backoff cap while the broker is unreachable
 IDLE_POLL_S = 1.0  # an idle dispatcher looks for queued jobs this often (a wake() is immediate)
 DISPATCH_POLL_S = 0.05  # while items are out: how often to look which settled (one SELECT)
+STATE_POLL_S = 0.5  # how often a job with unsent items is checked for a cancel
 WINDOW_PER_SLOT = 2  # messages out per live worker process: one running, one waiting
 WINDOW_MIN = 4  # ... and at least this many (no worker registered yet)
 SLOTS_REFRESH_S = 5.0  # how often the window is recomputed from the worker registry
@@ -282,6 +283,7 @@ class CeleryRunner:
         self._marked: dict[str, float] = {}  # jobs with unsent items -> when last marked
         self._slots = 0  # live worker processes (the registry), refreshed every SLOTS_REFRESH_S
         self._slots_at = 0.0
+        self._state_at: dict[str, float] = {}  # job -> when to look at its state again
 
     def start(self) -> None:
         """Start dispatching queued jobs, and the reconciler.
@@ -384,15 +386,17 @@ class CeleryRunner:
                 for _ in settled:
                     self._fair.settle(job_id)
                 out -= settled
-            if self._fair.pending(job_id) and \
-                    self.store.get_job(job_id)["state"] != JobState.RUNNING.value:
-                self._fair.clear(job_id)  # cancelled: its workers skip what was sent
+            if self._fair.pending(job_id) and time.monotonic() >= self._state_at.get(job_id, 0):
+                self._state_at[job_id] = time.monotonic() + STATE_POLL_S
+                if self.store.get_job(job_id)["state"] != JobState.RUNNING.value:
+                    self._fair.clear(job_id)  # cancelled: its workers skip what was sent
             if self._fair.pending(job_id) == 0 and job_id in self._marked:
                 del self._marked[job_id]
                 mark_dispatching(self._client, job_id, False)  # all sent: the reconciler watches
             if self._fair.idle(job_id):
                 self._fair.drop(job_id)
                 del self._jobs[job_id]
+                self._state_at.pop(job_id, None)
 
     def _send_due(self) -> None:
         window = self._window()

@@ -247,6 +247,8 @@ class LocalRunner:
 
     def _start_job(self, job: dict[str, Any]) -> None:
         job_id = job["id"]
+        with self._lock:  # claimed again: retried after a cancel whose items may still be out
+            self._cancelled.discard(job_id)
         pending = [i for i in self.store.list_items(job_id, ItemState.QUEUED) if i["source_key"]]
         run = _Run(job_id, job["total"], {k: job[k] for k in ("done", "failed", "cancelled")},
                    {item["id"]: int(item["attempts"]) for item in pending})
