@@ -69,7 +69,9 @@ def test_worker_sigkilled_mid_task_loses_and_duplicates_nothing(
         tmp_path: Path, broker: RedisServer, cleanup: list[Any]) -> None:
     data = tmp_path / "data"
     server = serve(data, broker, cleanup, CORELANE_VISIBILITY_TIMEOUT="3")
-    victim = WorkerProcess(broker.url, data, "victim", visibility_timeout=3)
+    # Slow enough that a heartbeat (every 2 s) sees it busy: the images alone can all finish
+    # between two beats on a fast machine, and the kill below would then never come.
+    victim = WorkerProcess(broker.url, data, "victim", visibility_timeout=3, item_delay=0.3)
     cleanup.append(victim)
     job = server.post_files(photos(8, (1600, 1200)))
     # Kill the whole worker host while it holds an image (busy in the registry).
