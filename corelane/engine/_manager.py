@@ -49,7 +49,13 @@ from corelane.engine._protocol import (
 )
 from corelane.engine._records import Chunk, Job, Run, Worker, fresh, settle
 from corelane.engine._serialize import describe, dumps, loads
-from corelane.engine._workers import parent_fds, start_worker, stop_workers
+from corelane.engine._workers import (
+    close_conn,
+    close_fd,
+    register_fds,
+    start_worker,
+    stop_workers,
+)
 from corelane.engine.chunking import TARGET_SECONDS, Chunker
 from corelane.engine.results import Failure
 from corelane.engine.worker import FN_CACHE, Limits
@@ -99,7 +105,7 @@ class Manager:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._wake_sent = False
-        parent_fds.update((self._wake_r, self._wake_w))
+        register_fds(self._wake_r, self._wake_w)
         self.closing = False
         self.terminating = False
         self.cancel_futures = False
@@ -206,6 +212,7 @@ class Manager:
             self.broken = error
         finally:
             self._shutdown_workers()
+            self._close_wake_pipe()
 
     def _flush(self) -> None:
         while self._dirty:
@@ -466,8 +473,7 @@ class Manager:
         exitcode = w.proc.exitcode
         pid = w.proc.pid
         self._pool.remove(w)
-        parent_fds.discard(w.conn.fileno())
-        w.conn.close()
+        close_conn(w.conn)
         if not w.ready:
             if self.broken is None and not self.terminating and not self.closing:
                 self._startup_failures += 1
@@ -632,16 +638,14 @@ class Manager:
         self._pool.clear()
 
     def cleanup(self) -> None:
-        """Release the wake pipe and the log forwarder once the thread has stopped."""
+        """Stop the log forwarder (the thread closes its own wake pipe as it ends)."""
         if self.log_forwarder is not None:
             self.log_forwarder.stop()
             self.log_forwarder = None
-        if self.thread.is_alive():
-            return  # a wedged manager (bounded join timed out) may still use the wake pipe
-        with self._wake_lock:
+
+    def _close_wake_pipe(self) -> None:
+        with self._wake_lock:  # wake() never writes to a closed (and maybe reused) fd
             for fd in (self._wake_r, self._wake_w):
                 if fd >= 0:
-                    parent_fds.discard(fd)
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
+                    close_fd(fd)
             self._wake_r = self._wake_w = -1

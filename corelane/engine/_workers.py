@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from typing import Any
@@ -48,6 +49,31 @@ def start_worker(ctx: Any, start_method: str, init: bytes | None, initargs: byte
         return Worker(proc, parent_end, slot)
 
 
+def register_fds(*fds: int) -> None:
+    """Note parent-side fds that every forked worker must close (see start_worker)."""
+    with _spawn_lock:
+        parent_fds.update(fds)
+
+
+def close_fd(fd: int) -> None:
+    """Close a registered parent-side fd. Under the spawn lock: closed while another thread is
+    between listing ``parent_fds`` and forking, its number could be reused by the new child's
+    own sentinel pipe, which the child would then close in itself (its parent would see it
+    die while it lives, and wait for it forever)."""
+    with _spawn_lock:
+        parent_fds.discard(fd)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def close_conn(conn: Any) -> None:
+    """Close a worker's parent-side pipe end (see close_fd)."""
+    with _spawn_lock:
+        with contextlib.suppress(OSError):
+            parent_fds.discard(conn.fileno())
+        conn.close()
+
+
 def stop_workers(workers: list[Worker], graceful: bool) -> None:
     """Ask ready workers to finish (or kill them all), then wait, bounded, and kill stragglers."""
     for w in workers:
@@ -64,5 +90,4 @@ def stop_workers(workers: list[Worker], graceful: bool) -> None:
             with contextlib.suppress(OSError):
                 w.proc.kill()
             w.proc.join(1.0)
-        parent_fds.discard(w.conn.fileno())
-        w.conn.close()
+        close_conn(w.conn)
