@@ -543,13 +543,24 @@ def _inline_call(fn: Callable[..., Any], item: Any, index: int, mode: Mode) -> A
         return Failure(index, item, exc, "".join(traceback.format_exception(exc)))
 
 
+RELEASE_BLOCK = 256  # results handed on per step of _flatten: C-speed within a block, and a
+#                     consumer never holds more than this many results it has already passed
+
+
 def _flatten(runs: Iterator[list[Any]]) -> Iterator[Any]:
-    """Yield item by item, releasing each as it goes; closing this closes (cancels) the run."""
+    """Yield item by item, letting go of results a block at a time as they are yielded (not a
+    whole chunk at once); closing this closes (cancels) the run."""
     try:
         for values in runs:
-            values.reverse()
+            if len(values) <= RELEASE_BLOCK:
+                yield from values
+                continue
+            values.reverse()  # then take blocks off the end: each cut is O(block)
             while values:
-                yield values.pop()
+                block = values[-RELEASE_BLOCK:]
+                del values[-RELEASE_BLOCK:]
+                block.reverse()
+                yield from block
     finally:
         runs.close()  # type: ignore[attr-defined]
 
