@@ -170,17 +170,23 @@ def test_a_1ms_ticker_stays_on_time_while_10000_tasks_run(pool: corelane.Pool) -
         assert total == sum(i * i for i in range(10_000))
         return idle, busy, elapsed
 
-    idle, busy, elapsed = asyncio.run(run())
-    busy_p99, idle_p99 = _p99_ms(busy), _p99_ms(idle)
-    figures = (f"1 ms ticker p99 lateness: {busy_p99:.2f} ms while 10,000 tasks ran "
-               f"({elapsed:.2f} s), {idle_p99:.2f} ms with the loop otherwise idle")
-    print(figures)
     # The target is 5 ms. A machine whose idle loop already misses it (other processes on few
     # cores) cannot tell whether corelane would: say so with both figures instead of passing
-    # or failing on noise.
-    if idle_p99 >= 5.0:
-        pytest.skip(f"this machine is too busy to measure the 5 ms target: {figures}")
-    assert busy_p99 < 5.0, figures
+    # or failing on noise. Up to three tries: a loop that corelane blocks misses every time, a
+    # noisy minute on a shared 2-core machine does not.
+    tries = []
+    for _ in range(3):
+        idle, busy, elapsed = asyncio.run(run())
+        busy_p99, idle_p99 = _p99_ms(busy), _p99_ms(idle)
+        figures = (f"1 ms ticker p99 lateness: {busy_p99:.2f} ms while 10,000 tasks ran "
+                   f"({elapsed:.2f} s), {idle_p99:.2f} ms with the loop otherwise idle")
+        print(figures)
+        tries.append(figures)
+        if busy_p99 < 5.0:
+            return
+        if idle_p99 >= 5.0:
+            pytest.skip(f"this machine is too busy to measure the 5 ms target: {figures}")
+    raise AssertionError("; ".join(tries))
 
 
 def test_pool_methods_are_the_async_front_ends() -> None:
