@@ -21,7 +21,6 @@ FLOOR_SECONDS = 0.005  # ... but never cut a chunk below this much measured work
 #                        trip costs ~0.1-1 ms, and tiny tail chunks were most of a small map's time
 SMOOTHING = 0.5  # weight of a new measurement in the moving average
 INITIAL_CHUNK = 32  # before any measurement; the time budget bounds the cost of a bad guess
-FIRST_CHUNK_MAX = 4096  # ... the same when the length is known (two such chunks per worker)
 PREFETCH_BELOW_SECONDS = 0.1  # send a second chunk ahead only when chunks are this short
 DEEP_PREFETCH_BELOW_SECONDS = 0.01  # ... and a third when they are this short
 
@@ -58,12 +57,12 @@ class Chunker:
         if self.fixed is not None:
             return self.fixed
         if self.per_item is None:
-            if self.total is not None:
-                # Known length, nothing measured: two chunks a worker of up to FIRST_CHUNK_MAX
-                # items go out at once, so a short input is one round trip. The time budget
-                # bounds the cost of a bad guess: a slow chunk hands back its unstarted rest.
-                return max(1, min(FIRST_CHUNK_MAX, math.ceil(self.total / (2 * self.workers))))
-            # Unknown length: small chunks, growing with what is already out.
+            if self.total is not None and self.total <= 2 * self.workers * INITIAL_CHUNK:
+                # A short input goes out whole, two chunks a worker, in one round trip (the
+                # time budget bounds the cost of a bad guess: a slow chunk hands back its rest).
+                return max(1, math.ceil(self.total / (2 * self.workers)))
+            # Before the first measurement: small chunks, growing with what is already out
+            # (large first chunks would bunch a heavy tail on one worker before we know it).
             size = max(INITIAL_CHUNK, cut_so_far // self.workers)
         else:
             size = max(1, int(TARGET_SECONDS / self.per_item))
@@ -74,10 +73,10 @@ class Chunker:
         tail = math.ceil(left / (self.workers * TAIL_CHUNKS_PER_WORKER))
         if self.per_item is not None and tail * self.per_item < FLOOR_SECONDS:
             # The floor in time: tail chunks this short cost more in round trips than they
-            # save in balance. Split what is left into as many chunks of ~FLOOR_SECONDS as
-            # there are workers to take them (one, when it is less than that in all).
-            k = min(self.workers, max(1, round(left * self.per_item / FLOOR_SECONDS)))
-            tail = math.ceil(left / k)
+            # save in balance. Split what is left into chunks of ~FLOOR_SECONDS instead (one,
+            # when it is less than that in all; never fewer than the tail rule would cut).
+            k = max(1, round(left * self.per_item / FLOOR_SECONDS))
+            tail = math.ceil(left / min(k, self.workers * TAIL_CHUNKS_PER_WORKER))
         return max(1, min(size, MAX_CHUNK_KNOWN, tail))
 
     @property
