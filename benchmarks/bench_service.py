@@ -43,6 +43,7 @@ from benchmarks._service_jobs import (  # noqa: E402
     parser_choice,
     upload_cost,
 )
+from benchmarks._service_jobs import stop as stop_server  # noqa: E402  (a local `stop` below)
 from tests import imaging_samples as samples  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -142,12 +143,7 @@ def run(n_photos: int = 40) -> dict[str, object]:
                 lat = page.evaluate("() => window.lat")
                 browser.close()
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+            stop_server(proc)
     return {"n": n_photos, "workers": workers, "elapsed": elapsed, "lat": lat, "api": api_ms,
             "seen": len(lat)}
 
