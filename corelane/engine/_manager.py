@@ -164,9 +164,17 @@ class Manager:
         job.closed = True
         self.wake()
 
-    def lazy_jobs(self) -> list[Job]:
+    def close(self, why: str, cancel_futures: bool = False) -> None:
+        """Take no more work; finish what was submitted (and eager runs), then stop. An open
+        lazy run is cancelled: it only advances while someone consumes it."""
+        self.closing = True
         with self._lock:
-            return [job for job in self._jobs.values() if job.source is None and not job.shared]
+            lazy = [job for job in self._jobs.values() if job.source is None and not job.shared]
+        for job in lazy:
+            job.fail(Cancelled(why))
+        if cancel_futures:
+            self.cancel_futures = True
+        self.wake()
 
     @property
     def pids(self) -> list[int]:

@@ -209,11 +209,7 @@ class Pool(Executor):
         manager = self._manager
         if manager is None:
             return
-        manager.closing = True
-        for job in manager.lazy_jobs():
-            job.fail(Cancelled("the pool was closed before this run was consumed"))
-        manager.cancel_futures = cancel_futures
-        manager.wake()
+        manager.close("the pool was closed before this run was consumed", cancel_futures)
         if wait:
             while manager.thread.is_alive():
                 manager.thread.join(0.1)
@@ -574,10 +570,7 @@ def _collect(runs: Iterator[list[Any]]) -> list[Any]:
 
 def _release(manager: Manager) -> None:
     """Finalizer of a Pool collected without close(): finish its work in the background."""
-    manager.closing = True
-    for job in manager.lazy_jobs():
-        job.fail(Cancelled("the pool was collected before this run was consumed"))
-    manager.wake()
+    manager.close("the pool was collected before this run was consumed")
 
 
 def _exit_pools() -> None:
