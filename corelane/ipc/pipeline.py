@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
@@ -190,20 +189,6 @@ class _LinkReader:
         return self._batch.pop()
 
 
-def _wait_started(pool: Pool, timeout: float = JOIN_TIMEOUT) -> None:
-    """Wait until ``pool`` has started its workers, before the next pool starts its own.
-
-    Under fork, a process forked by one pool's thread while another pool is between creating a
-    worker's pipes and closing its copies inherits those pipe ends; the other worker's death
-    then never shows on its sentinel and its pool waits forever. Starting the pools one after
-    the other keeps their initial spawns apart. (The engine should serialize spawns across
-    pools; until it does, a respawn racing another pool's respawn remains possible.)
-    """
-    deadline = time.monotonic() + timeout
-    while len(pool.pids) < pool.workers and time.monotonic() < deadline:
-        time.sleep(0.001)
-
-
 def _labelled(sink: Sink | None, label: str) -> Sink | None:
     if sink is None:
         return None
@@ -348,7 +333,6 @@ class _Run:
                     pool = Pool(st.workers, start_method=pipeline.start_method,
                                 log_level=pipeline.log_level)
                     self.pools.append(pool)
-                    _wait_started(pool)
             self._build(pipeline)
         except BaseException:
             for made in self.pools:
