@@ -12,6 +12,7 @@ import itertools
 import logging
 import queue
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
@@ -72,7 +73,7 @@ class Chunk:
     __slots__ = ("job", "fn", "indices", "items", "payload", "done", "seq", "innocent", "precise",
                  "futures")
 
-    def __init__(self, job: Job, fn: Fn, indices: list[int], items: list[Any], payload: bytes,
+    def __init__(self, job: Job, fn: Fn, indices: Sequence[int], items: list[Any], payload: bytes,
                  futures: dict[int, Future[Any]] | None = None) -> None:
         self.job = job
         self.fn = fn
@@ -99,7 +100,7 @@ class Chunk:
         """Results for positions ``first..`` as runs of consecutive input indices."""
         for pos, (exc, text) in failures.items():
             values[pos - first] = Failure(self.indices[pos], self.items[pos], exc, text)
-        indices = self.indices[first : first + len(values)]
+        indices: Sequence[int] = self.indices[first : first + len(values)]
         if skip:
             kept = [(i, v) for p, (i, v) in enumerate(zip(indices, values, strict=True), first)
                     if p not in skip]
@@ -121,7 +122,7 @@ class Chunk:
 
 def cut_chunk(job: Job, first: int, items: list[Any]) -> tuple[Chunk | None, list[Run]]:
     """Pickle ``items`` (indices from ``first``) as one chunk; unsendable ones become failures."""
-    indices = list(range(first, first + len(items)))
+    indices: Sequence[int] = range(first, first + len(items))  # not a list: no int per item
     failures: list[Run] = []
     try:
         payload = dumps(items)
