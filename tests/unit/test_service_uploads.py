@@ -78,3 +78,47 @@ def test_refused_requests_leave_no_file(tmp_path: Path) -> None:
         assert _files(app) == []
     finally:
         app.extensions["corelane"].close()
+
+
+def test_the_fanout_folders_are_made_once_and_a_missing_one_is_made_again(
+        api_app: Any, monkeypatch: Any) -> None:
+    from corelane.service import uploads
+
+    client = api_app.test_client()
+    root = api_app.extensions["corelane"].objects.root
+    photo = samples.photo_jpeg(320, 240, seed=2)
+    assert upload(client, {"a.jpg": photo}).status_code == 202
+    assert sorted(p.name for p in (root / "src").iterdir()) == [f"{i:02x}" for i in range(256)]
+    # Made once per process and store: a folder removed afterwards (by hand, say) is made
+    # again when a file needs it, not by the fan-out step.
+    (root / "src" / "7f").rmdir()
+    monkeypatch.setattr(uploads, "new_id", lambda: "7f" + "0" * 30)
+    assert upload(client, {"b.jpg": photo}).status_code == 202
+    assert (root / "src" / "7f" / ("7f" + "0" * 30)).read_bytes() == photo
+    assert not any(p.name.startswith(".tmp-") for p in root.rglob("*"))
+
+
+def test_an_incoming_file_keeps_its_head_writes_up_to_the_cap_and_is_private(
+        tmp_path: Path) -> None:
+    from corelane.service.objects import ObjectStore
+    from corelane.service.uploads import IncomingFile
+
+    objects = ObjectStore(tmp_path / "objects")
+    data = bytes(range(256)) * (HEAD_BYTES // 128)  # twice the head
+    # One big write (the head is one slice of it), then many small ones (it fills up).
+    for pieces in ([data], [data[i:i + 1000] for i in range(0, len(data), 1000)]):
+        part = IncomingFile(objects, cap=len(data))
+        for piece in pieces:
+            assert part.write(memoryview(piece)) == len(piece)
+        assert part.head == data[:HEAD_BYTES] and not part.complete
+        assert part.read_all() == data and part.size == len(data)
+        assert oct(part.tmp.stat().st_mode & 0o777) == "0o600"
+        key = part.commit()
+        assert objects.read(key) == data and not part.tmp.exists()
+    small = IncomingFile(objects, cap=10)
+    small.write(b"0123456789abcdef")  # over the cap: counted, written only up to cap + 1
+    assert small.size == 16 and small.head == b"0123456789abcdef" and small.complete
+    assert small.tmp.read_bytes() == b"0123456789a"
+    small.close()
+    small.discard()
+    assert not small.tmp.exists()
