@@ -1,7 +1,10 @@
 """Image features in pure NumPy, from a small decoded copy (long edge ~256 px): a few ms each.
 
 Everything returned is plain JSON (str, int, float, list, dict). Colour statistics weigh each
-pixel by its alpha, so a red disc on a transparent background is red, not pink-on-white.
+pixel by its alpha, so a red disc on a transparent background is red, not pink-on-white. They
+are counted on a half-size copy (``COLOUR_EDGE``, 128 px): a quarter of the pixels gives the same
+colours and fractions to a few thousandths, for a quarter of the binning; hashes and sharpness
+keep the 256 px copy.
 
 Features: mean colour, dominant colours (weighted k-means over a 15-bit colour histogram, so the
 cost depends on the number of distinct colours, not pixels), 16-bin histograms per channel and
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 
 HIST_BINS = 16
+COLOUR_EDGE = 128  # long edge of the copy colour statistics (and BlurHash) are computed on
 DOMINANT_K = 5
 KMEANS_ITERATIONS = 10
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -37,39 +41,48 @@ def _hex(rgb: np.ndarray | Sequence[float]) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def mean_colour(rgb: np.ndarray, weights: np.ndarray) -> list[int]:
-    """Alpha-weighted mean colour as [r, g, b]."""
+def mean_colour(rgb: np.ndarray, weights: np.ndarray | None) -> list[int]:
+    """Alpha-weighted mean colour as [r, g, b] (``weights`` None: every pixel counts fully)."""
+    flat = rgb.reshape(-1, 3)
+    if weights is None:
+        if not len(flat):
+            return [0, 0, 0]
+        # A vector-matrix product: ~15x faster than flat.sum(axis=0) over (N, 3) uint8.
+        mean = np.ones(len(flat)) @ flat.astype(np.float64) / len(flat)
+        return [int(round(float(v))) for v in mean]
     total = float(weights.sum())
     if total <= 0:
         return [0, 0, 0]
     # A matrix-vector product: one pass, no (N, 3) temporary of weighted values.
-    mean = weights.reshape(-1).astype(np.float64) @ rgb.reshape(-1, 3).astype(np.float64) / total
+    mean = weights.reshape(-1).astype(np.float64) @ flat.astype(np.float64) / total
     return [int(round(v)) for v in mean]
 
 
-def _sq_dist(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Squared distances (N, K) by |p|^2 - 2 p.c + |c|^2: one matrix product, no (N, K, 3)."""
-    return (
-        (points**2).sum(axis=1)[:, None] - 2.0 * points @ centres.T + (centres**2).sum(axis=1)[None, :]
-    )
+def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of each point's nearest centre: argmin of |c|^2 - 2 p.c (|p|^2 - 2 p.c + |c|^2
+    without the |p|^2 every centre shares): one matrix product, no (N, K, 3)."""
+    return np.asarray(((centres**2).sum(axis=1)[None, :] - 2.0 * points @ centres.T).argmin(axis=1))
 
 
-def dominant_colours(rgb: np.ndarray, weights: np.ndarray, k: int = DOMINANT_K) -> list[dict[str, Any]]:
+def dominant_colours(rgb: np.ndarray, weights: np.ndarray | None,
+                     k: int = DOMINANT_K) -> list[dict[str, Any]]:
     """The ``k`` main colours with the fraction of the picture each covers (largest first).
 
     Pixels are binned to 5 bits per channel first; weighted k-means then runs on the occupied
     bins (their mean colours), seeded deterministically k-means++-style from the heaviest bin.
+    ``weights`` None: every pixel counts fully.
     """
     flat = rgb.reshape(-1, 3)
-    w = weights.reshape(-1).astype(np.float64)
-    q = flat >> 3
-    idx = (q[:, 0].astype(np.int64) << 10) | (q[:, 1].astype(np.int64) << 5) | q[:, 2]
-    counts = np.bincount(idx, weights=w, minlength=32768)
+    q = (flat >> 3).astype(np.int32)
+    idx = (q[:, 0] << 10) | (q[:, 1] << 5) | q[:, 2]
+    w = None if weights is None else weights.reshape(-1).astype(np.float64)
+    counts: np.ndarray = np.bincount(idx, weights=w, minlength=32768)  # unweighted: ints
     occupied = np.nonzero(counts)[0]
     if occupied.size == 0:
         return []
+    channel_weights = [flat[:, c] if w is None else flat[:, c] * w for c in range(3)]
     sums = np.stack(
-        [np.bincount(idx, weights=flat[:, c] * w, minlength=32768)[occupied] for c in range(3)],
+        [np.bincount(idx, weights=cw, minlength=32768)[occupied] for cw in channel_weights],
         axis=1,
     )
     mass = counts[occupied]
@@ -86,21 +99,19 @@ def dominant_colours(rgb: np.ndarray, weights: np.ndarray, k: int = DOMINANT_K) 
         centres.append(points[best])
         d2 = np.minimum(d2, ((points - points[best]) ** 2).sum(axis=1))
     c = np.array(centres, dtype=np.float64)
+    clusters = np.arange(len(c))
     for _ in range(KMEANS_ITERATIONS):
-        labels = _sq_dist(points, c).argmin(axis=1)
-        totals = np.bincount(labels, weights=mass, minlength=len(c))
-        new: np.ndarray = np.stack(
-            [np.bincount(labels, weights=points[:, ch] * mass, minlength=len(c)) for ch in range(3)],
-            axis=1,
-        ).astype(np.float64)
+        member = (_nearest(points, c)[:, None] == clusters).astype(np.float64)  # (N, K) one-hot
+        totals = mass @ member
+        new = member.T @ sums  # each cluster's mass-weighted colour sum
         nonempty = totals > 0
         new[nonempty] /= totals[nonempty, None]
         new[~nonempty] = c[~nonempty]
-        if np.allclose(new, c, atol=0.5):
-            c = new
-            break
+        moved = float(np.abs(new - c).max())
         c = new
-    labels = _sq_dist(points, c).argmin(axis=1)
+        if moved <= 0.5:
+            break
+    labels = _nearest(points, c)
     totals = np.bincount(labels, weights=mass, minlength=len(c))
     whole = float(totals.sum())
     order = np.argsort(-totals)
@@ -115,19 +126,29 @@ def dominant_colours(rgb: np.ndarray, weights: np.ndarray, k: int = DOMINANT_K) 
     ]
 
 
-def histogram(rgb: np.ndarray, weights: np.ndarray, bins: int = HIST_BINS) -> dict[str, Any]:
-    """Normalized ``bins``-bin histograms of R, G, B and luminance (each sums to ~1)."""
+def histogram(rgb: np.ndarray, weights: np.ndarray | None, bins: int = HIST_BINS) -> dict[str, Any]:
+    """Normalized ``bins``-bin histograms of R, G, B and luminance (each sums to ~1).
+
+    One ``bincount`` for all four: channel ``c``'s bin ``b`` is counted at ``c * bins + b``.
+    ``weights`` None: every pixel counts fully.
+    """
     flat = rgb.reshape(-1, 3)
-    w = weights.reshape(-1).astype(np.float64)
-    total = float(w.sum()) or 1.0
     shift = 8 - int(np.log2(bins))
-    out: dict[str, Any] = {"bins": bins}
-    for name, channel in (("r", flat[:, 0]), ("g", flat[:, 1]), ("b", flat[:, 2])):
-        h = np.bincount(channel >> shift, weights=w, minlength=bins)
-        out[name] = [round(float(v) / total, 4) for v in h]
     luma = np.clip(flat.astype(np.float32) @ _LUMA, 0, 255).astype(np.uint8)
-    h = np.bincount(luma >> shift, weights=w, minlength=bins)
-    out["luma"] = [round(float(v) / total, 4) for v in h]
+    codes = np.empty((len(flat), 4), np.int32)
+    codes[:, :3] = flat >> shift
+    codes[:, 3] = luma >> shift
+    codes += np.arange(4, dtype=np.int32) * bins
+    if weights is None:
+        total = float(len(flat)) or 1.0
+        h = np.bincount(codes.reshape(-1), minlength=4 * bins)
+    else:
+        w = weights.reshape(-1).astype(np.float64)
+        total = float(w.sum()) or 1.0
+        h = np.bincount(codes.reshape(-1), weights=np.repeat(w, 4), minlength=4 * bins)
+    out: dict[str, Any] = {"bins": bins}
+    for c, name in enumerate(("r", "g", "b", "luma")):
+        out[name] = [round(float(v) / total, 4) for v in h[c * bins:(c + 1) * bins]]
     return out
 
 
@@ -233,24 +254,42 @@ def exif_summary(exif: Any) -> dict[str, str] | None:
     return out or None
 
 
-def extract(array: np.ndarray) -> dict[str, Any]:
+def colour_copy(array: np.ndarray) -> np.ndarray:
+    """A copy of at most ~``COLOUR_EDGE`` px long edge: k x k block means (``Image.reduce``,
+    which premultiplies alpha, so a transparent pixel's colour does not bleed). Inputs below
+    twice ``COLOUR_EDGE`` come back as they are."""
+    k = max(array.shape[:2]) // COLOUR_EDGE
+    if k < 2:
+        return array
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array)).reduce(k))
+
+
+def extract(array: np.ndarray, colour: np.ndarray | None = None,
+            grey_copy: np.ndarray | None = None) -> dict[str, Any]:
     """Colour, hash and sharpness features of a small L/RGB/RGBA uint8 copy.
+
+    Args:
+        array: the ~256 px copy (hashes and sharpness are computed on it).
+        colour: the copy colour statistics are counted on (default :func:`colour_copy`).
+        grey_copy: ``grey`` of ``array``, when the caller has it already.
 
     The caller adds the facts known from the header (dimensions, format, EXIF); see
     :func:`corelane.imaging.process_image`.
     """
-    rgb, alpha = to_rgb_alpha(np.ascontiguousarray(array))
-    weights = (
-        alpha.astype(np.float64) / 255.0 if alpha is not None else np.ones(rgb.shape[:2], np.float64)
-    )
-    g = grey(rgb, alpha)
+    array = np.ascontiguousarray(array)
+    if grey_copy is None:
+        grey_copy = grey(*to_rgb_alpha(array))
+    rgb, alpha = to_rgb_alpha(colour_copy(array) if colour is None else colour)
+    weights = alpha.astype(np.float64) / 255.0 if alpha is not None else None
     mean = mean_colour(rgb, weights)
     return {
         "mean_color": _hex(mean),
         "mean_rgb": mean,
         "dominant_colors": dominant_colours(rgb, weights),
         "histogram": histogram(rgb, weights),
-        "dhash": dhash(g),
-        "phash": phash(g),
-        "sharpness": sharpness(g),
+        "dhash": dhash(grey_copy),
+        "phash": phash(grey_copy),
+        "sharpness": sharpness(grey_copy),
     }

@@ -230,13 +230,17 @@ def _process(opened: Opened, options: ProcessOptions, digest: str | None) -> Pro
     dims = {s: encoded[min(s, long_src)][1] for s in options.sizes}
     small = np.asarray(feature_copy) if feature_copy is not None else None
     focal: dict[str, Any] | None = None
+    grey: np.ndarray | None = None
     if small is not None:
-        rgb, alpha = _features.to_rgb_alpha(small)
-        focal = _focal.focal_point(_features.grey(rgb, alpha))
+        grey = _features.grey(*_features.to_rgb_alpha(small))  # once: focal point and hashes
+        focal = _focal.focal_point(grey)
     crops, crop_dims, crop_boxes = _crops(opened, options, levels, focal, crop_edges, resample, icc)
 
     feats: dict[str, Any] | None = None
-    if want_features and small is not None:
+    if want_features and small is not None and feature_copy is not None:
+        # Colours and the BlurHash from a half-size copy (2x2 means, alpha premultiplied).
+        k = max(feature_copy.size) // _features.COLOUR_EDGE
+        colour = np.asarray(feature_copy.reduce(k)) if k >= 2 else small
         feats = {
             "width": width,
             "height": height,
@@ -244,8 +248,8 @@ def _process(opened: Opened, options: ProcessOptions, digest: str | None) -> Pro
             "mode": src_mode,
             "frames": opened.frames,
             "has_alpha": small.ndim == 3 and small.shape[2] == 4,
-            **_features.extract(small),
-            "blurhash": _blurhash.encode(small),
+            **_features.extract(small, colour=colour, grey_copy=grey),
+            "blurhash": _blurhash.encode(colour),
             "focal": focal,
             "exif": _features.exif_summary(exif),
             "sha256": digest,

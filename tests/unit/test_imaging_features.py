@@ -125,3 +125,50 @@ def test_grey_and_single_channel_inputs() -> None:
     assert r == g == b
     img = Image.open(io.BytesIO(samples.jpeg_grey()))
     assert img.mode == "L"
+
+
+def test_unweighted_paths_match_weights_of_one() -> None:
+    from corelane.imaging.features import dominant_colours, histogram, mean_colour
+
+    rgb = samples.photo_array(200, 150, seed=7)
+    ones = np.ones(rgb.shape[:2])
+    assert histogram(rgb, None) == histogram(rgb, ones)
+    assert mean_colour(rgb, None) == mean_colour(rgb, ones)
+    assert dominant_colours(rgb, None) == dominant_colours(rgb, ones)
+    half = np.full(rgb.shape[:2], 0.5)  # a uniform weight changes nothing once normalized
+    assert histogram(rgb, half) == histogram(rgb, None)
+
+
+def test_colours_from_the_half_size_copy_match_the_256_px_copy() -> None:
+    from corelane.imaging.features import colour_copy, dominant_colours, histogram, mean_colour
+
+    for name in ("astronaut", "coffee", "chelsea"):
+        photo = np.asarray(Image.fromarray(samples.real_photo(name)).resize((256, 256), Image.BOX))
+        half = colour_copy(photo)
+        assert half.shape == (128, 128, 3)
+        full_mean, half_mean = mean_colour(photo, None), mean_colour(half, None)
+        assert max(abs(a - b) for a, b in zip(full_mean, half_mean, strict=True)) <= 1
+        h_full, h_half = histogram(photo, None), histogram(half, None)
+        for key in ("r", "g", "b", "luma"):
+            assert np.abs(np.subtract(h_full[key], h_half[key])).max() < 0.02, (name, key)
+        # The same palette (two near-equal shares may swap places: coffee's top two).
+        d_full, d_half = dominant_colours(photo, None), dominant_colours(half, None)
+        assert len(d_full) == len(d_half) == 5
+        for want in d_full:
+            got = min(d_half, key=lambda d: np.abs(np.subtract(d["rgb"], want["rgb"])).max())
+            assert np.abs(np.subtract(got["rgb"], want["rgb"])).max() <= 8, (name, want, d_half)
+            assert abs(got["fraction"] - want["fraction"]) < 0.03, (name, want, d_half)
+
+
+def test_the_colour_copy_does_not_let_hidden_colours_bleed() -> None:
+    from corelane.imaging.features import colour_copy
+
+    # Every 2x2 block: one opaque red pixel, three fully transparent green ones.
+    arr = np.zeros((256, 256, 4), np.uint8)
+    arr[..., 1] = 255
+    arr[::2, ::2] = (255, 0, 0, 255)
+    half = colour_copy(arr)
+    assert half.shape == (128, 128, 4)
+    assert (half[..., :3] == (255, 0, 0)).all() and (half[..., 3] == 64).all()
+    f = extract(arr)
+    assert f["mean_color"] == "#ff0000" and f["dominant_colors"][0]["hex"] == "#ff0000"
