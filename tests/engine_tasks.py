@@ -133,3 +133,13 @@ def leak_50mb(_: Any) -> int:
 
     _LEAKED.append(b"\x01" * (50 << 20))
     return rss()
+
+
+class Scale:
+    """A callable with state a caller may change between calls."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __call__(self, x: int) -> int:
+        return x * self.k

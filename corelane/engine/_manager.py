@@ -48,7 +48,7 @@ from corelane.engine._protocol import (
     unpack_span,
 )
 from corelane.engine._records import Chunk, Job, Run, Worker, fresh, settle
-from corelane.engine._serialize import describe, dumps, loads
+from corelane.engine._serialize import describe, dumps, envelope, loads
 from corelane.engine._workers import (
     close_conn,
     close_fd,
@@ -335,7 +335,7 @@ class Manager:
         job.inflight += 1
         self.chunks_sent += 1
         with contextlib.suppress(OSError):  # a dead worker: its sentinel fires, _on_death requeues
-            w.conn.send_bytes(dumps(message))
+            w.conn.send_bytes(envelope(message))
 
     # ------------------------------------------------------------------ what workers say
 
@@ -404,6 +404,8 @@ class Manager:
             w.inflight.popleft()
             job.inflight -= 1
             job.chunker.observe(elapsed, n_run)
+            if job.fn is not None and job.chunker.fixed is None:
+                job.fn.per_item = job.chunker.per_item
             if stop < len(chunk.indices):  # handed back: cancelled or over its budget
                 self._requeue(chunk)
 

@@ -49,21 +49,32 @@ def _main_is_importable() -> bool:
     return isinstance(path, str) and os.path.isfile(path)
 
 
-def dumps(obj: Any, what: str | None = None) -> bytes:
-    """Serialize ``obj`` with pickle, falling back to cloudpickle; raise NotPicklable otherwise."""
+def dumps(obj: Any, what: str | None = None, *, to_parent: bool = False) -> bytes:
+    """Serialize ``obj`` with pickle, falling back to cloudpickle; raise NotPicklable otherwise.
+
+    ``to_parent``: the receiver is the process that started the workers, whose ``__main__``
+    is the one names refer to, so what pickles by name goes by name (no scan of the bytes).
+    """
     try:
         data = pickle.dumps(obj, PROTOCOL)
-        if b"__main__" not in data or _main_is_importable():
+        if to_parent or b"__main__" not in data or _main_is_importable():
             return data
     except (Exception, SystemExit) as first:  # noqa: BLE001 - pickle raises many types
-        error: BaseException = first
+        # Its text only: the exception's traceback holds this frame, which holds ``obj``; kept
+        # here, the cycle would keep the user's object alive until the next garbage collection.
+        why = str(first)
     else:
-        error = pickle.PicklingError("defined in an interactive __main__")
+        why = "defined in an interactive __main__"
     try:
         return cloudpickle.dumps(obj, PROTOCOL)
     except (Exception, SystemExit) as second:  # noqa: BLE001
-        reason = f"{type(second).__name__}: {second}" if str(second) else str(error)
+        reason = f"{type(second).__name__}: {second}" if str(second) else why
         raise NotPicklable(what or describe(obj), reason) from None
+
+
+def envelope(message: tuple[Any, ...]) -> bytes:
+    """A protocol message: corelane's own fields, user data in it already pickled to bytes."""
+    return pickle.dumps(message, PROTOCOL)
 
 
 def loads(data: bytes) -> Any:

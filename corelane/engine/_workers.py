@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from corelane.engine import _startmethod
 from corelane.engine._protocol import SLOT_SIZE, Msg
 from corelane.engine._records import Worker
-from corelane.engine._serialize import dumps
+from corelane.engine._serialize import envelope
 from corelane.engine.worker import Limits, worker_main
 
 JOIN_TIMEOUT = 2.0  # s to wait for a worker to exit after SHUTDOWN before it is killed
@@ -30,6 +31,7 @@ def start_worker(ctx: Any, start_method: str, init: bytes | None, initargs: byte
     with _spawn_lock:
         slot = ctx.RawArray("q", SLOT_SIZE)
         parent_end, child_end = ctx.Pipe(duplex=True)
+        _widen(parent_end, child_end)
         close_fds: list[int] = []
         if start_method == "fork":
             # The child must not keep any pool's parent-side pipe ends open, or EOF (which
@@ -47,6 +49,22 @@ def start_worker(ctx: Any, start_method: str, init: bytes | None, initargs: byte
         child_end.close()
         parent_fds.add(parent_end.fileno())
         return Worker(proc, parent_end, slot)
+
+
+SOCKET_BUFFER = 4 << 20  # bytes each way: a chunk of items or results in a few reads, not dozens
+
+
+def _widen(*conns: Any) -> None:
+    """Bigger socket buffers for a worker's pipe (a Unix socket pair): fewer reads, each of
+    which the worker's reader thread pays for with a GIL hand-off from the running task."""
+    for conn in conns:
+        with contextlib.suppress(OSError):
+            sock = socket.socket(fileno=os.dup(conn.fileno()))
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+            finally:
+                sock.close()
 
 
 def register_fds(*fds: int) -> None:
@@ -79,7 +97,7 @@ def stop_workers(workers: list[Worker], graceful: bool) -> None:
     for w in workers:
         if graceful and w.ready:
             with contextlib.suppress(OSError):
-                w.conn.send_bytes(dumps((Msg.SHUTDOWN,)))
+                w.conn.send_bytes(envelope((Msg.SHUTDOWN,)))
         else:
             with contextlib.suppress(OSError):
                 w.proc.kill()

@@ -19,6 +19,8 @@ MAX_CHUNK_KNOWN = 100_000  # the same bound when the input has a length (it is i
 TAIL_CHUNKS_PER_WORKER = 4  # keep this many chunks per worker of what is left, for the tail
 FLOOR_SECONDS = 0.005  # ... but never cut a chunk below this much measured work for it: a round
 #                        trip costs ~0.1-1 ms, and tiny tail chunks were most of a small map's time
+SPLIT_SECONDS = 0.0005  # below FLOOR * workers of work left, still give each worker a share
+#                        as long as a share is worth this much (a round trip costs ~0.1-0.3 ms)
 SMOOTHING = 0.5  # weight of a new measurement in the moving average
 INITIAL_CHUNK = 32  # before any measurement; the time budget bounds the cost of a bad guess
 PREFETCH_BELOW_SECONDS = 0.1  # send a second chunk ahead only when chunks are this short
@@ -40,7 +42,9 @@ class Chunker:
         self.workers = max(1, workers)
         self.fixed = fixed
         self.total = total
-        self.per_item: float | None = None  # seconds, moving average
+        self.per_item: float | None = None  # seconds, moving average (may start from a hint)
+        self._last_seconds: float | None = None  # work per chunk chosen for the input's end
+        self._cut = 0  # the most items cut so far that size() was told of
 
     def observe(self, elapsed: float, n_items: int) -> None:
         """Record that ``n_items`` items took ``elapsed`` seconds in a worker."""
@@ -56,6 +60,7 @@ class Chunker:
         """The size of the next chunk, given how many items were already cut."""
         if self.fixed is not None:
             return self.fixed
+        self._cut = max(self._cut, cut_so_far)
         if self.per_item is None:
             if self.total is not None and self.total <= 2 * self.workers * INITIAL_CHUNK:
                 # A short input goes out whole, two chunks a worker, in one round trip (the
@@ -72,12 +77,26 @@ class Chunker:
         left = max(0, self.total - cut_so_far)
         tail = math.ceil(left / (self.workers * TAIL_CHUNKS_PER_WORKER))
         if self.per_item is not None and tail * self.per_item < FLOOR_SECONDS:
-            # The floor in time: tail chunks this short cost more in round trips than they
-            # save in balance. Split what is left into chunks of ~FLOOR_SECONDS instead (one,
-            # when it is less than that in all; never fewer than the tail rule would cut).
-            k = max(1, round(left * self.per_item / FLOOR_SECONDS))
-            tail = math.ceil(left / min(k, self.workers * TAIL_CHUNKS_PER_WORKER))
+            tail = self._last_chunk(left, self.per_item)
         return max(1, min(size, MAX_CHUNK_KNOWN, tail))
+
+    def _last_chunk(self, left: int, per_item: float) -> int:
+        """Chunks for the end of a known input, once less than ``FLOOR_SECONDS`` a tail chunk is
+        left: about ``FLOOR_SECONDS`` each, as many as a multiple of the workers (so the last
+        round ends together); less work than that is split once over the workers, a share
+        of at least ``SPLIT_SECONDS`` each. The work per chunk is chosen once and kept (deciding
+        again at every cut would halve the last chunks); chunks only get fewer items as the
+        measured time per item grows (a heavy tail still ends in small chunks)."""
+        if self._last_seconds is None:
+            work = left * per_item
+            w = self.workers
+            if work >= FLOOR_SECONDS * w:
+                k = w * max(1, round(work / (FLOOR_SECONDS * w)))
+            else:
+                k = max(1, min(w, int(work / SPLIT_SECONDS)))
+            self._last_seconds = work / min(k, w * TAIL_CHUNKS_PER_WORKER)
+        size = max(1, round(self._last_seconds / per_item))
+        return left if left < size * 1.25 else size  # no sliver left over for one more trip
 
     @property
     def budget(self) -> float:
@@ -93,7 +112,7 @@ class Chunker:
             # Adaptive runs queue one chunk behind the first (no idle round trip while we
             # measure); fixed ones (submits) do not: a queued call can no longer be cancelled.
             return 1 if self.fixed is not None else 2
-        chunk_seconds = self.per_item * self.size()
+        chunk_seconds = self.per_item * self.size(self._cut)
         if chunk_seconds >= PREFETCH_BELOW_SECONDS:
             return 1
         return 3 if chunk_seconds < DEEP_PREFETCH_BELOW_SECONDS else 2

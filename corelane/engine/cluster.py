@@ -291,18 +291,20 @@ class ClusterPool(Executor):
     def _fn(self, fn: Callable[..., Any]) -> Any:
         """The pickled function as tasks take it: its bytes, or, past SCATTER_ABOVE, the
         Future of the bytes scattered once (each worker fetches them once, not per chunk).
-        Cached while ``fn`` lives (weakly)."""
+        Pickled at every call (its state may have changed); what was shipped is reused while
+        the pickle comes out the same, and kept while ``fn`` lives (weakly)."""
         if not callable(fn):
             raise TypeError(f"expected a callable, got {describe(fn)}")
+        data = dumps(fn)
         with contextlib.suppress(TypeError):  # not weakly referable: no cache
             hit = self._fns.get(fn)
-            if hit is not None:
-                return hit
-        shipped: Any = dumps(fn)
-        if len(shipped) > SCATTER_ABOVE:
-            shipped = self.client.scatter(shipped, hash=True)
+            if hit is not None and hit[0] == data:
+                return hit[1]
+        shipped: Any = data
+        if len(data) > SCATTER_ABOVE:
+            shipped = self.client.scatter(data, hash=True)
         with contextlib.suppress(TypeError):
-            self._fns[fn] = shipped
+            self._fns[fn] = (data, shipped)
         return shipped
 
     def _close_client(self) -> None:

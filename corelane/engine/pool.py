@@ -128,8 +128,6 @@ class Pool(Executor):
             raise ValueError(f"workers must be >= 0, got {workers}")
         self.workers = workers
         self.start_method = start_method or _startmethod.default_start_method()
-        self._fns: weakref.WeakKeyDictionary[Any, Fn] = weakref.WeakKeyDictionary()
-        self._fn_lock = threading.Lock()
         self._shutdown = False
         self._manager: Manager | None = None
         if workers == 0:
@@ -164,7 +162,7 @@ class Pool(Executor):
         self._check_open()
         if self._manager is None:
             return self._inline_submit(fn, args, kwargs)
-        fn_rec = self._fn(fn)
+        fn_rec = _fn(fn)
         item = (args, kwargs)
         payload = dumps([item], f"the arguments of {describe(fn)}")
         future: Future[Any] = Future()
@@ -359,19 +357,6 @@ class Pool(Executor):
         if self._shutdown:
             raise Closed("cannot schedule new work after shutdown: the pool is closed")
 
-    def _fn(self, fn: Callable[..., Any]) -> Fn:
-        """The pickled function; kept only while ``fn`` itself lives (weakly), never beyond."""
-        if not callable(fn):
-            raise TypeError(f"expected a callable, got {describe(fn)}")
-        with self._fn_lock, contextlib.suppress(TypeError):  # not weakly referable: no cache
-            hit = self._fns.get(fn)
-            if hit is not None:
-                return hit
-        rec = Fn(dumps(fn))
-        with self._fn_lock, contextlib.suppress(TypeError):
-            self._fns[fn] = rec
-        return rec
-
     def _start(
         self,
         fn: Callable[..., Any],
@@ -406,7 +391,10 @@ class Pool(Executor):
             return self._consume(None, inline, ordered, errors, style, reporter, deadline, owned)
         source = (iterable if isinstance(iterable, list) else list(iterable)) if eager else None
         chunker.total = len(source) if source is not None else total
-        job = Job(self._fn(fn), mode, chunker, timeout, source=source)
+        fn_rec = _fn(fn)
+        if chunker.fixed is None:
+            chunker.per_item = fn_rec.per_item  # what its items cost last time: a hint
+        job = Job(fn_rec, mode, chunker, timeout, source=source)
         self._manager.add_job(job)
         runs = None if eager else iter(iterable)
         return self._consume(job, runs, ordered, errors, style, reporter, deadline, owned)
@@ -586,6 +574,28 @@ def _collect(runs: Iterator[list[Any]]) -> list[Any]:
     for values in runs:
         out.extend(values)
     return out
+
+
+_fns: weakref.WeakKeyDictionary[Any, Fn] = weakref.WeakKeyDictionary()
+_fns_lock = threading.Lock()
+
+
+def _fn(fn: Callable[..., Any]) -> Fn:
+    """``fn`` pickled, at every call (a callable's state, a closure's values, a notebook's
+    globals may have changed since the last); its record is reused, by every pool, while the
+    pickle comes out the same, so workers keep their unpickled copy and the cost its items had
+    last time (kept only while ``fn`` itself lives: weakly, never beyond)."""
+    if not callable(fn):
+        raise TypeError(f"expected a callable, got {describe(fn)}")
+    data = dumps(fn)
+    with _fns_lock, contextlib.suppress(TypeError):  # not weakly referable: no record kept
+        hit = _fns.get(fn)
+        if hit is not None and hit.data == data:
+            return hit
+    rec = Fn(data)
+    with _fns_lock, contextlib.suppress(TypeError):
+        _fns[fn] = rec
+    return rec
 
 
 def _release(manager: Manager) -> None:

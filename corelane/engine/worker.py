@@ -33,7 +33,7 @@ from corelane.engine._protocol import (
     Stage,
     pack_span,
 )
-from corelane.engine._serialize import dumps, loads, portable_exception
+from corelane.engine._serialize import dumps, envelope, loads, portable_exception
 from corelane.errors import NotPicklable
 
 FLUSH_SECONDS = 0.1  # send partial results (and so progress) at most this often within a chunk
@@ -73,7 +73,7 @@ def _reader(conn: Connection, inbox: queue.SimpleQueue[bytes | None]) -> None:
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:
-    conn.send_bytes(dumps(message))
+    conn.send_bytes(envelope(message))
 
 
 def _format(exc: BaseException) -> str:
@@ -86,12 +86,12 @@ def _format(exc: BaseException) -> str:
 def _pack_values(values: list[Any], failures: dict[int, Any], first: int) -> bytes:
     """Pickle the results once; an unpicklable value becomes a NotPicklable failure instead."""
     try:
-        return dumps(values)
+        return dumps(values, to_parent=True)
     except BaseException:  # noqa: BLE001 - find the culprit below, whatever it raised
         packed: list[Any] = []
         for offset, value in enumerate(values):
             try:
-                dumps(value)
+                dumps(value, to_parent=True)
                 packed.append(value)
             except BaseException as exc:  # noqa: BLE001
                 pos = first + offset
@@ -99,7 +99,7 @@ def _pack_values(values: list[Any], failures: dict[int, Any], first: int) -> byt
                 err = NotPicklable(f"the result of chunk item {pos} ({type(value).__name__})", reason)
                 failures[pos] = (err, "")
                 packed.append(None)
-        return dumps(packed)
+        return dumps(packed, to_parent=True)
 
 
 def _send_results(
@@ -114,7 +114,8 @@ def _send_results(
     fail_bytes = b""
     if failures:
         texts = {pos: text for pos, (_, text) in failures.items()}
-        fail_bytes = dumps({pos: portable_exception(exc) for pos, (exc, _) in failures.items()})
+        fail_bytes = dumps({pos: portable_exception(exc) for pos, (exc, _) in failures.items()},
+                           to_parent=True)
     _send(conn, (Msg.RESULTS, job_id, first, len(values), packed, texts, fail_bytes, final,
                  elapsed, n_run, n_run))
 

@@ -185,6 +185,14 @@ def test_submit_executor_map_and_progress(pool: ClusterPool) -> None:
     assert any(isinstance(e, ProgressEvent) for e in events[:-1])
 
 
+def test_a_callable_changed_between_calls_runs_as_it_is_now(pool: ClusterPool) -> None:
+    scale = tasks.Scale(2)
+    assert list(pool.imap(scale, [1, 2])) == [2, 4]
+    scale.k = 3  # the same object: its pickle must be taken again, not reused
+    assert list(pool.imap(scale, [1, 2])) == [3, 6]
+    assert pool.submit(scale, 5).result(timeout=30) == 15
+
+
 def test_unpicklable_item_fails_alone_and_function_fails_fast(pool: ClusterPool) -> None:
     lock = threading.Lock()
     out = list(pool.imap(str, [1, lock, 3], errors="return"))

@@ -1,0 +1,93 @@
+"""The chunk policy (engine/chunking.py): short inputs in one trip, chunks with a floor in time
+at the end of an input, and a function's measured cost carried to its next run."""
+
+from __future__ import annotations
+
+import pytest
+
+import corelane
+from corelane.engine import pool as pool_module
+from corelane.engine.chunking import FLOOR_SECONDS, INITIAL_CHUNK, Chunker
+from tests.engine_tasks import Scale, square
+
+
+def cuts(chunker: Chunker, total: int) -> list[int]:
+    """The sizes a run of ``total`` items is cut into (as Job.take cuts an eager run)."""
+    sizes, done = [], 0
+    while done < total:
+        size = min(chunker.size(done), total - done)
+        sizes.append(size)
+        done += size
+    return sizes
+
+
+def test_a_short_input_goes_out_whole_two_chunks_a_worker() -> None:
+    chunker = Chunker(2, total=100)
+    assert cuts(chunker, 100) == [25, 25, 25, 25]
+
+
+def test_unmeasured_runs_start_small() -> None:
+    chunker = Chunker(2, total=1_000_000)
+    assert chunker.size(0) == INITIAL_CHUNK
+
+
+@pytest.mark.parametrize("workers", [2, 3, 4])
+def test_little_work_left_is_split_once_over_the_workers(workers: int) -> None:
+    # 20,000 items of 200 ns (4 ms in all): one equal share per worker, not a halving series
+    # (10k, 5k, 2.5k ...) and not one chunk for one worker while the others idle.
+    chunker = Chunker(workers, total=20_000)
+    chunker.per_item = 200e-9
+    sizes = cuts(chunker, 20_000)
+    assert len(sizes) == workers
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_too_little_to_split_goes_in_one_chunk() -> None:
+    chunker = Chunker(4, total=1000)
+    chunker.per_item = 100e-9  # 0.1 ms in all: a round trip per share would cost more
+    assert cuts(chunker, 1000) == [1000]
+
+
+def test_the_end_of_an_input_comes_in_equal_chunks_of_the_floor_a_multiple_of_workers() -> None:
+    total = 2_000_000
+    chunker = Chunker(2, total=total)
+    chunker.per_item = 100e-9  # 200 ms of work: the tail rule would cut 1/8 of what is left
+    start = total - 300_000  # 30 ms left: tail chunks would be under the floor
+    sizes, done = [], start
+    while done < total:
+        sizes.append(min(chunker.size(done), total - done))
+        done += sizes[-1]
+    assert len(sizes) % 2 == 0  # the last round ends on both workers together
+    assert max(sizes) - min(sizes) <= 1, sizes  # equal: no halving, no sliver for one more trip
+    assert all(FLOOR_SECONDS <= s * chunker.per_item < 2 * FLOOR_SECONDS for s in sizes), sizes
+
+
+def test_end_chunks_shrink_when_items_prove_heavier() -> None:
+    chunker = Chunker(2, total=10_000)
+    chunker.per_item = 1e-6  # 10 ms left: two chunks of 5 ms planned
+    first = chunker.size(0)
+    chunker.observe(0.5, 1000)  # ... but these items take 500 us each
+    assert chunker.size(first) < first / 10
+
+
+def test_a_functions_cost_carries_to_its_next_run_in_a_new_pool() -> None:
+    with corelane.Pool(2) as pool:
+        assert list(pool.map(square, range(5000))) == [x * x for x in range(5000)]
+    record = pool_module._fn(square)
+    assert record.per_item is not None and record.per_item > 0
+    with corelane.Pool(2) as pool:
+        before = pool.statistics().chunks_sent
+        assert list(pool.map(square, range(20_000))) == [x * x for x in range(20_000)]
+        # Known cost from the start: no ramp of small first chunks.
+        assert pool.statistics().chunks_sent - before <= 8
+
+
+def test_a_callable_changed_between_calls_runs_as_it_is_now(start_method: str) -> None:
+    scale = Scale(2)
+    with corelane.Pool(2, start_method=start_method) as pool:
+        assert list(pool.map(scale, [1, 2, 3])) == [2, 4, 6]
+        assert pool.submit(scale, 5).result(timeout=30) == 10
+        scale.k = 3  # the same object: its pickle must be taken again, not reused
+        assert list(pool.map(scale, [1, 2, 3])) == [3, 6, 9]
+        assert pool.submit(scale, 5).result(timeout=30) == 15
+        assert corelane.map(scale, [1, 2], workers=1, start_method=start_method) == [3, 6]
