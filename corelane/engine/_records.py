@@ -60,13 +60,14 @@ class Fn:
     """A pickled function with an id the workers cache it under, and the seconds per item its
     last run measured (a hint for the first chunks of the next run)."""
 
-    __slots__ = ("id", "data", "per_item")
+    __slots__ = ("id", "data", "per_item", "by_name")
     _ids = itertools.count(1)
 
     def __init__(self, data: bytes) -> None:
         self.id = next(Fn._ids)
         self.data = data
         self.per_item: float | None = None
+        self.by_name = False  # its pickle is a name (a module-level function): it cannot change
 
 
 class Chunk:

@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 import traceback
+import types
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
 from concurrent.futures import Executor, Future
@@ -581,21 +582,30 @@ _fns_lock = threading.Lock()
 
 
 def _fn(fn: Callable[..., Any]) -> Fn:
-    """``fn`` pickled, at every call (a callable's state, a closure's values, a notebook's
-    globals may have changed since the last); its record is reused, by every pool, while the
-    pickle comes out the same, so workers keep their unpickled copy and the cost its items had
-    last time (kept only while ``fn`` itself lives: weakly, never beyond)."""
+    """``fn`` pickled. A function that pickles by name (module-level) is pickled once: its
+    pickle is the name. Anything else is pickled again at every call (a callable's state, a
+    closure's values, a notebook's globals may have changed since the last), and its record
+    is reused while the pickle comes out the same. Either way workers keep their unpickled
+    copy, the record keeps what its items cost last time, and it is shared by every pool but
+    kept only while ``fn`` itself lives (weakly, never beyond)."""
     if not callable(fn):
         raise TypeError(f"expected a callable, got {describe(fn)}")
-    data = dumps(fn)
+    hit = None
     with _fns_lock, contextlib.suppress(TypeError):  # not weakly referable: no record kept
         hit = _fns.get(fn)
-        if hit is not None and hit.data == data:
+        if hit is not None and hit.by_name:
             return hit
+    data = dumps(fn)
+    if hit is not None and hit.data == data:
+        return hit
     rec = Fn(data)
+    rec.by_name = isinstance(fn, _BY_NAME) and b"cloudpickle" not in data
     with _fns_lock, contextlib.suppress(TypeError):
         _fns[fn] = rec
     return rec
+
+
+_BY_NAME = (types.FunctionType, types.BuiltinFunctionType)
 
 
 def _release(manager: Manager) -> None:
