@@ -441,6 +441,10 @@ class Pool(Executor):
         lazy = job is not None and job.source is None
         exhausted = not lazy
         end = len(job.source) if job is not None and job.source is not None else None
+        # An input fed as it is produced (a Pipeline's link from the stage before) says how many
+        # items it holds ready: chunks take those rather than wait to fill up, so a stage behind
+        # a slow one starts at once, and behind a fast one still gets full chunks.
+        ready: Callable[[], int] | None = getattr(it, "_ready_items", None) if lazy else None
         state = "cancelled"
         try:
             while True:
@@ -449,7 +453,14 @@ class Pool(Executor):
                     assert it is not None and manager is not None
                     window = job.chunker.size(cut) * self.workers * WINDOW_CHUNKS_PER_WORKER
                     while cut - order.yielded < window:
-                        items = list(itertools.islice(it, job.chunker.size(cut)))
+                        size = job.chunker.size(cut)
+                        if ready is not None:  # cut what is there; wait only with nothing out
+                            size = min(size, ready())
+                            if size <= 0:
+                                if cut > order.yielded:
+                                    break  # our chunks out will bring results: collect them
+                                size = 1
+                        items = list(itertools.islice(it, size))
                         if not items:
                             exhausted = True
                             end = cut

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -58,12 +59,6 @@ Errors = Literal["raise", "return"]
 BUFFER = 64  # items waiting between two stages: more smooths bursts, costs memory
 POLL = 0.1  # s between checks of the stop flag while blocked on a queue
 JOIN_TIMEOUT = 5.0  # s to wait for a stage thread when the pipeline shuts down
-# Items per message for stages fed by another stage. The engine cuts a chunk by reading that many
-# items from its input, and a stage's input arrives only as fast as the stage before produces it:
-# an adaptive chunk sized for a fast stage (thousands of items) behind a slow one would hold the
-# first results back until the slow stage produced all of them. Small fixed chunks keep latency
-# at a few items of the slower stage; larger ones cut the per-message cost of very cheap stages.
-DOWNSTREAM_CHUNKSIZE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +141,15 @@ class _Link:
             self._cond.notify_all()
         return True
 
+    def count(self) -> int:
+        """Items queued now."""
+        return self._count
+
+    def finished(self) -> bool:
+        """DONE is queued: whatever is queued now is all that will come."""
+        with self._cond:
+            return bool(self._lists) and self._lists[-1] is None
+
     def get(self) -> list[Any] | None:
         """The next list (None: DONE); raises Cancelled once the pipeline stops."""
         with self._cond:
@@ -175,6 +179,13 @@ class _LinkReader:
 
     def __iter__(self) -> _LinkReader:
         return self
+
+    def _ready_items(self) -> int:
+        """Items that can be read now without waiting (all that is left once DONE is queued):
+        the engine cuts a stage's chunks from these instead of waiting to fill them."""
+        if self.done or self.link.finished():
+            return sys.maxsize
+        return len(self._batch) + self.link.count()
 
     def __next__(self) -> Any:
         while not self._batch:
@@ -277,9 +288,9 @@ class Pipeline:
             fn: a function of one item (module-level, lambda or closure).
             workers: processes running this stage.
             name: shown in errors and progress events (default: the function's name).
-            chunksize: items per message to a worker (default: adaptive for the first stage,
-                DOWNSTREAM_CHUNKSIZE for the others, whose input arrives only as fast as the stage
-                before produces it).
+            chunksize: items per message to a worker (default: adaptive, ~50 ms of work; a
+                stage fed by another takes the items that are ready rather than wait to fill a
+                chunk, so it never holds results back behind a slow stage).
             timeout: seconds one item may take before its worker is replaced (TaskTimeout).
         """
         if workers < 1:
@@ -364,12 +375,11 @@ class _Run:
         except TypeError:
             total = None
         upstream: Any = source
-        for k, (st, pool) in enumerate(zip(pipeline._stages, self.pools, strict=True)):
-            chunksize = st.chunksize or (DOWNSTREAM_CHUNKSIZE if k else None)
+        for st, pool in zip(pipeline._stages, self.pools, strict=True):
             link = _Link(pipeline.buffer, self.stop)
             sink = _labelled(make_sink(pipeline.progress, st.name), st.name)
             # The engine's result lists (not item by item): one hand-off per list.
-            runs = pool._start(_StageFn(st.fn), upstream, Mode.ONE, pipeline.ordered, chunksize,
+            runs = pool._start(_StageFn(st.fn), upstream, Mode.ONE, pipeline.ordered, st.chunksize,
                                sink or False, st.timeout, "return", "task")
             self.threads.append(threading.Thread(
                 target=self._pump, args=(st, runs, link), name=f"corelane-stage-{st.name}",

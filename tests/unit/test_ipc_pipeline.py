@@ -168,3 +168,47 @@ def test_a_stage_fed_item_by_item_never_waits_for_the_managers_idle_tick() -> No
     out = Pipeline(range(3000), start_method="fork").stage(abs).stage(abs).stage(abs).run()
     assert out == list(range(3000))
     assert time.monotonic() - t0 < 15
+
+
+def test_a_stage_behind_a_slow_one_starts_on_the_first_results() -> None:
+    # The second stage takes what the first has produced; it must not wait to fill a chunk
+    # (an adaptive chunk of a cheap stage is thousands of items: the whole run, here).
+    t0 = time.monotonic()
+    it = iter(Pipeline(range(40), start_method="fork").stage(sleepy).stage(inc))
+    try:
+        assert next(it) == 1
+        first = time.monotonic() - t0
+        assert list(it) == list(range(2, 41))
+        whole = time.monotonic() - t0
+    finally:
+        it.close()  # type: ignore[attr-defined]
+    assert whole >= 2.0  # 40 items of 50 ms on one worker
+    assert first < whole / 2, (first, whole)
+
+
+def test_a_cheap_downstream_stage_gets_full_chunks_not_a_message_per_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import corelane.ipc.pipeline as pipeline_module
+
+    pools: list[Any] = []
+
+    class Recorded(pipeline_module.Pool):  # type: ignore[misc,name-defined]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+        def terminate(self) -> None:  # keep the counts readable after the run
+            self.last_statistics = self.statistics()
+            super().terminate()
+
+        def close(self, timeout: float | None = None) -> None:
+            self.last_statistics = self.statistics()
+            super().close(timeout)
+
+    monkeypatch.setattr(pipeline_module, "Pool", Recorded)
+    assert Pipeline(range(20_000), start_method="fork").stage(inc).stage(inc).run() == list(
+        range(2, 20_002))
+    assert len(pools) == 2
+    # 20,000 cheap items: a fixed 8-item chunk would be 2,500 messages.
+    assert pools[1].last_statistics.chunks_sent < 200, pools[1].last_statistics
