@@ -84,13 +84,13 @@ def encode(array: np.ndarray, components: tuple[int, int] | None = None) -> str:
     rgb, alpha = to_rgb_alpha(np.ascontiguousarray(array))
     scale = min(1.0, ENCODE_EDGE / max(h, w))
     sh, sw = max(1, round(h * scale)), max(1, round(w * scale))
-    lin = _TO_LINEAR[rgb]  # to linear light: a table lookup
+    import cv2
+
+    lin = cv2.LUT(rgb, _TO_LINEAR)  # to linear light: a table lookup (float32 out)
     if alpha is not None:
         a = alpha.astype(np.float32)[..., None] / 255.0
         lin = lin * a + (1.0 - a)  # over white, blended in linear light
     if (sh, sw) != (h, w):  # area average down to ENCODE_EDGE, still in linear light
-        import cv2
-
         lin = cv2.resize(lin, (sw, sh), interpolation=cv2.INTER_AREA)
     # basis_y (ny, sh) @ lin (sh, sw) @ basis_x.T (sw, nx), per channel. The cosines are
     # sampled at pixel centres, (x + 0.5) / width: the reference encoders use x / width, whose

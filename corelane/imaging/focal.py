@@ -1,17 +1,22 @@
 """Where a picture's subject is, for crops: faces first, then saliency, else the centre.
 
-    upright small copy (the 256 px feature copy) ─ grey ─┬─ 160 px ─ Haar face cascade ─ faces?
+    upright small copy (the 256 px feature copy) ─ grey ─┬─ 128 px ─ Haar face cascade ─ faces?
                                                          └─ 64 px ─ spectral-residual saliency
     focal point = centre of the largest face | centroid of the salient region | the centre
 
 Faces come from OpenCV's frontal-face Haar cascade, which ships inside the opencv wheel
-(``cv2.data.haarcascades``). It runs on a 128 px copy with a 1.1 scale step and faces of at
-least 1/8 of the long edge (16 px): ~3-6 ms on one core, against ~25-40 ms at 256 px.
-A face smaller than that does not decide a crop anyway; the saliency fallback takes over.
+(``cv2.data.haarcascades``). It runs on a 128 px copy with a 1.1 scale step: ~3-7 ms on one
+core (4:3 to square pictures), against ~25-40 ms at 256 px. The cascade's window is 24 px, so
+faces under ~1/5 of the long edge are not found (``minSize`` asks 16 px; OpenCV never scans
+below its window); a face that small does not decide a crop anyway, and saliency takes over.
+Measured on 87 crops and re-encodes of the astronaut photo (face 16-60% of the picture) and 22
+pictures without faces: step 1.1 finds 82 faces and no false one, 1.12 finds 80 for ~18% less
+time, 1.15 74, 1.2 about half.
 
 Saliency is the spectral residual of Hou & Zhang (CVPR 2007): the log amplitude spectrum minus
-its local average, transformed back, keeps what is unexpected in the picture. It is pure NumPy on
-a 64 px copy (under 1 ms). A flat picture has no salient region and gets the centre.
+its local average, transformed back, keeps what is unexpected in the picture. It runs on a 64 px
+copy (NumPy FFTs, OpenCV's area resize and blurs: ~0.3 ms). A flat picture has no salient region
+and gets the centre.
 
 Coordinates are normalized to 0..1 of the picture as displayed (after EXIF orientation).
 """
@@ -21,8 +26,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from corelane.imaging.features import area_resize
 
 FACE_EDGE = 128  # long edge of the copy the face cascade runs on
 FACE_SCALE_STEP = 1.1  # cascade pyramid step: 1.2 is ~1.5x faster but misses faces at some scales
@@ -87,13 +90,12 @@ def detect_faces(grey: np.ndarray) -> list[tuple[float, float, float, float]]:
 
 def _box_blur(a: np.ndarray, radius: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window, edges wrapped (the spectrum is periodic)."""
-    out = a.copy()
-    for axis in (0, 1):
-        acc = np.zeros_like(out)
-        for shift in range(-radius, radius + 1):
-            acc += np.roll(out, shift, axis=axis)
-        out = acc / (2 * radius + 1)
-    return out
+    import cv2
+
+    side = 2 * radius + 1
+    padded = np.pad(a, radius, mode="wrap")  # OpenCV's filters have no wrapped border
+    out = cv2.blur(padded, (side, side), borderType=cv2.BORDER_REFLECT)
+    return np.asarray(out[radius:-radius, radius:-radius]) if radius else np.asarray(out)
 
 
 def _gauss_blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -104,13 +106,23 @@ def _gauss_blur(a: np.ndarray, sigma: float) -> np.ndarray:
 
 def saliency_map(grey: np.ndarray) -> np.ndarray:
     """Spectral-residual saliency of a 2-D grey picture, on a copy with a 64 px long edge."""
+    import cv2
+
     h, w = grey.shape
     scale = min(1.0, SALIENCY_EDGE / max(h, w))
-    g = area_resize(grey.astype(np.float64), max(1, round(h * scale)), max(1, round(w * scale)))
+    out_h, out_w = max(1, round(h * scale)), max(1, round(w * scale))
+    g = grey.astype(np.float64)
+    if (out_h, out_w) != (h, w):  # area average (OpenCV's exact weights; 10x the NumPy one)
+        g = cv2.resize(grey.astype(np.float32), (out_w, out_h),
+                       interpolation=cv2.INTER_AREA).astype(np.float64)
     spectrum = np.fft.fft2(g - g.mean())
-    log_amp = np.log(np.abs(spectrum) + 1e-9)
+    amplitude = np.abs(spectrum)
+    log_amp = np.log(amplitude + 1e-9)
     residual = log_amp - _box_blur(log_amp, 1)
-    sal = np.abs(np.fft.ifft2(np.exp(residual + 1j * np.angle(spectrum)))) ** 2
+    # exp(residual + i * phase), the phase taken as spectrum / |spectrum| (no angle, no
+    # complex exp); a zero bin has exp(log 1e-9 - ...) ~ 0 weight either way.
+    phase = spectrum / np.maximum(amplitude, 1e-12)
+    sal = np.abs(np.fft.ifft2(np.exp(residual) * phase)) ** 2
     return _gauss_blur(sal, sigma=max(1.0, max(sal.shape) / 24))
 
 

@@ -135,3 +135,27 @@ def test_crop_options_normalized() -> None:
     assert ProcessOptions(crops="1:1, 16:9,2:2,32:18").crops == ((1, 1), (16, 9))
     assert ProcessOptions(crops="").crops == ()
     assert ProcessOptions(crops=[(4, 3), "3:4"]).crops == ((4, 3), (3, 4))
+
+
+
+def _wrapped_mean3(a: np.ndarray) -> np.ndarray:
+    """The 3x3 mean with wrapped edges, by np.roll: the plain definition."""
+    return sum(np.roll(np.roll(a, dy, axis=0), dx, axis=1)
+               for dy in (-1, 0, 1) for dx in (-1, 0, 1)) / 9
+
+
+def test_saliency_pieces_match_their_plain_numpy_definitions() -> None:
+    from corelane.imaging import focal
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(48, 64))
+    assert np.allclose(focal._box_blur(a, 1), _wrapped_mean3(a))  # OpenCV on a wrap-padded copy
+    # The spectral residual with exp(residual + i * angle), as Hou & Zhang write it.
+    grey = rng.uniform(0, 255, (48, 64))
+    spectrum = np.fft.fft2(grey - grey.mean())
+    log_amp = np.log(np.abs(spectrum) + 1e-9)
+    residual = log_amp - _wrapped_mean3(log_amp)
+    sal = np.abs(np.fft.ifft2(np.exp(residual + 1j * np.angle(spectrum)))) ** 2
+    want = focal._gauss_blur(sal, sigma=max(1.0, max(sal.shape) / 24))
+    got = focal.saliency_map(grey)  # already 64 px wide: no resize
+    assert np.allclose(got, want, rtol=1e-6, atol=1e-9 * want.max())
