@@ -311,6 +311,25 @@ def _interleaved_ms(fns: dict[str, Callable[[bytes], Any]], datas: list[bytes], 
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
+def _paired_ms(fns: dict[str, Callable[[bytes], Any]], datas: list[bytes],
+               repeat: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median per-image wall and CPU ms of each function, both clocks read around the same
+    calls; each image runs through every function in turn (load drift hits them alike)."""
+    for fn in fns.values():
+        fn(datas[0])
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        for data in datas:
+            for key, fn in fns.items():
+                w0, c0 = time.perf_counter(), time.process_time()
+                fn(data)
+                cpu[key].append(time.process_time() - c0)
+                wall[key].append(time.perf_counter() - w0)
+    return ({k: 1000 * statistics.median(v) for k, v in wall.items()},
+            {k: 1000 * statistics.median(v) for k, v in cpu.items()})
+
+
 def _psnr(a: Image.Image, b: Image.Image) -> float:
     diff = np.asarray(a.convert("RGB"), np.float64) - np.asarray(b.convert("RGB"), np.float64)
     return float(10 * np.log10(255.0**2 / max(1e-12, float(np.mean(diff**2)))))
@@ -323,9 +342,9 @@ def bench_features(datas: list[bytes], repeat: int) -> str:
     no_feat = ProcessOptions(sizes=SIZES, format="webp", quality=85, features=False)
     jobs: dict[str, Callable[[bytes], Any]] = {"on": lambda d: process_image(d, default),
                                                "off": lambda d: process_image(d, no_feat)}
-    ms = _interleaved_ms(jobs, datas, repeat)
-    # CPU time of this process too: on a shared machine, other load inflates wall time.
-    cpu = _interleaved_ms(jobs, datas, repeat, clock=time.process_time)
+    # Wall and CPU time of the same calls (on a shared machine, other load inflates wall
+    # time), every image on and off in turn, 5 rounds at least: medians.
+    ms, cpu = _paired_ms(jobs, datas, max(5, repeat))
     small = np.asarray(pil_draft_box(datas[0], (256,))[0])
     grey = feat.grey(small, None)
     colour = feat.colour_copy(small)
