@@ -155,7 +155,7 @@ def parser_choice(files: dict[str, bytes], rounds: int = 5) -> list[tuple[str, f
     from werkzeug.formparser import MultiPartParser
     from werkzeug.wrappers import Request
 
-    from corelane.service._multipart import read_multipart
+    from corelane.service._multipart import BUFFER_BYTES, read_multipart
 
     body, ctype = multipart(files)
     boundary = ctype.split("boundary=")[1].encode()
@@ -201,7 +201,7 @@ def parser_choice(files: dict[str, bytes], rounds: int = 5) -> list[tuple[str, f
         "before: werkzeug (spooled temp file), read back, written again": before,
         "werkzeug, stream_factory to the final file, 64 KiB reads": werkzeug(64 * 1024),
         "werkzeug, stream_factory, 1 MiB reads": werkzeug(1 << 20),
-        "ours (corelane/service/_multipart.py), 256 KiB reads": ours,
+        f"ours (corelane/service/_multipart.py), {BUFFER_BYTES >> 10} KiB reads": ours,
     }
     try:
         from streaming_form_data import StreamingFormDataParser

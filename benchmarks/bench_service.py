@@ -14,7 +14,10 @@ job finishes in < 2 s on 2 workers; the web process spends < 0.1 s of CPU per 10
 the service end to end (upload included) delivers >= 0.85 of `corelane images`' images/s on the
 same photos. Each ratio is measured in one run.
 
-    python benchmarks/bench_service.py [N_PHOTOS]
+    python benchmarks/bench_service.py [--jobs-only] [N_PHOTOS]
+
+``--jobs-only`` measures only the issue-14 part and puts it in place in the section (the
+browser's table stays as the last full run left it): for a machine without chromium.
 """
 
 from __future__ import annotations
@@ -221,10 +224,40 @@ def jobs_section(n: int) -> str:
     )
 
 
+JOBS_HEADING = "### Fair turns between jobs"
+REPRODUCE = "\nReproduce: `python benchmarks/bench_service.py [--jobs-only] [N_PHOTOS]`.\n"
+
+
+def refresh_jobs(n: int) -> int:
+    """``--jobs-only``: measure the issue-14 part (fair turns, uploads, end to end) again and put
+    it in place of that part of the section, keeping the browser table of the last full run
+    (for a machine without chromium)."""
+    import re
+
+    from benchmarks._report import DOC
+
+    text = DOC.read_text()
+    section = re.search(r"<!-- bench:service -->\n(.*?)\n<!-- /bench:service -->", text, re.S)
+    if section is None or JOBS_HEADING not in section.group(1):
+        print("no service section to refresh: run the whole benchmark", file=sys.stderr)
+        return 1
+    jobs_md = jobs_section(n)
+    print(jobs_md)
+    head = section.group(1).split(JOBS_HEADING)[0]
+    write_section("service", head + jobs_md + REPRODUCE)
+    return 0
+
+
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    args = sys.argv[1:]
+    jobs_only = "--jobs-only" in args
+    args = [a for a in args if a != "--jobs-only"]
+    n = int(args[0]) if args else 40
+    if jobs_only:
+        return refresh_jobs(n)
     if not os.path.exists(CHROMIUM):
-        print(f"{CHROMIUM} missing: cannot measure browser-side latency", file=sys.stderr)
+        print(f"{CHROMIUM} missing: cannot measure browser-side latency (--jobs-only measures "
+              "the rest)", file=sys.stderr)
         return 1
     jobs_md = jobs_section(n)
     print(jobs_md)
@@ -247,8 +280,7 @@ def main() -> int:
         "timestamp when it finished the item. A client polls the REST API every 10 ms "
         "meanwhile.\n\n"
         + table(["measure", "samples", "p50", "p99", "max", "target"], rows)
-        + "\n\n" + jobs_md
-        + "\nReproduce: `python benchmarks/bench_service.py [N_PHOTOS]`.\n"
+        + "\n\n" + jobs_md + REPRODUCE
     )
     write_section("service", md)
     print(md)
