@@ -2,9 +2,10 @@
 
     bytes ─ open_image (header checks) ─ draft (JPEG DCT shrink-on-load) ─ load ─ normalize mode
           ─ area-resize cascade 1024 → 512 → 128 (each from the previous) ─ orient ─ encode
-                                          └─ 256 px copy ─ features (NumPy), BlurHash,
-                                                           focal point ─ crops (from the
-                                                           smallest level that is big enough)
+                                          └─ 256 px copy ─ hashes, sharpness, focal point
+                                               └─ its 128 px half ─ colours, BlurHash
+                                          crops: around the focal point, from the smallest
+                                                 level that is big enough
 
 Choice of library (see docs/imaging.md and the ``imaging`` section of docs/benchmarks.md): Pillow
 with ``draft`` decodes a 12 MP JPEG at 1/2..1/8 scale about as fast as OpenCV's reduced decode
