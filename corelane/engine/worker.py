@@ -53,6 +53,24 @@ def worker_state() -> dict[str, Any]:
     return _state
 
 
+def _steady_malloc() -> None:
+    """Let glibc keep freed memory for the next chunk instead of returning it to the kernel.
+
+    A worker is forked from the pool's manager thread, so its allocations live in that
+    thread's malloc arena, which hands large blocks straight back (mmap/munmap, madvise) by
+    default: every chunk's items, results and message bytes were then faulted in and zeroed
+    anew, which cost a worker on a trivial map a third of its CPU in the kernel. Blocks up to
+    32 MiB now come from the heap and up to 64 MiB of free heap is kept.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)
+        libc.mallopt(m_trim_threshold, 64 << 20)
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this worker if the thread that started it goes away."""
     if not sys.platform.startswith("linux"):
@@ -160,6 +178,7 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process (the target given to ``Process``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _steady_malloc()
     _die_with_parent()
     for fd in close_fds:  # fork: drop other workers' parent ends, so EOF reaches them
         with contextlib.suppress(OSError):
