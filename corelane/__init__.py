@@ -12,6 +12,7 @@ from typing import Any
 from corelane import errors, events
 from corelane.engine import Failure, Pool, imap, imap_unordered, map, worker_state
 from corelane.engine._cpus import cpu_count
+from corelane.engine._startmethod import start_forkserver_early
 from corelane.errors import (
     Cancelled,
     CorelaneError,
@@ -21,6 +22,8 @@ from corelane.errors import (
     TaskTimeout,
     WorkerDied,
 )
+
+start_forkserver_early()  # only where forkserver will be the default (threads are running)
 
 # name -> module that defines it, imported on first attribute access (PEP 562).
 _LAZY: dict[str, str] = {

@@ -29,3 +29,38 @@ def test_pool_threads_do_not_count_as_foreign() -> None:
     with corelane.Pool(1) as pool:
         assert pool._manager.thread not in _foreign_threads()
         assert list(pool.map(square, [3])) == [9]
+
+
+def test_forkserver_starts_at_import_when_threads_already_run() -> None:
+    # A notebook kernel or a web server has threads before corelane is imported: forkserver
+    # will be the default, so the server starts in the background at import, not in the first
+    # map. Without threads nothing starts.
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, threading, time
+        import psutil
+        with_thread = sys.argv[1] == "1"
+        if with_thread:
+            stop = threading.Event()
+            threading.Thread(target=stop.wait, daemon=True).start()
+        import corelane
+        me = psutil.Process()
+        deadline = time.monotonic() + 10
+        def servers():
+            return [c for c in me.children() if "forkserver" in " ".join(c.cmdline())]
+        while with_thread and not servers() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        found = len(servers())
+        if with_thread:
+            assert corelane.map(abs, [-1, -2], workers=2) == [1, 2]
+            assert len(servers()) == 1, "the map started a second server"
+        print(found)
+    """)
+    for with_thread, expected in (("1", "1"), ("0", "0")):
+        out = subprocess.run([sys.executable, "-c", code, with_thread], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == expected, (with_thread, out.stdout, out.stderr)
