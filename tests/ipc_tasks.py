@@ -131,3 +131,10 @@ def log_exception(x: int) -> int:
     except KeyError:
         logging.getLogger("corelane.test.worker").exception("item %d failed", x)
     return x
+
+
+def stamp_sleep(x: int) -> tuple[int, int, float, float]:
+    """Sleep 1 s; say who ran it and when."""
+    start = time.time()
+    time.sleep(1.0)
+    return x, os.getpid(), start, time.time()

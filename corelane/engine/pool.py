@@ -444,7 +444,12 @@ class Pool(Executor):
         # An input fed as it is produced (a Pipeline's link from the stage before) says how many
         # items it holds ready: chunks take those rather than wait to fill up, so a stage behind
         # a slow one starts at once, and behind a fast one still gets full chunks.
+        # It also calls back when items arrive, so waiting for our results never leaves a
+        # worker idle while there is input for it.
         ready: Callable[[], int] | None = getattr(it, "_ready_items", None) if lazy else None
+        if ready is not None and job is not None:
+            out = job.out
+            it._listen(lambda: out.put([]))  # type: ignore[union-attr]  # an empty wake-up
         state = "cancelled"
         try:
             while True:
@@ -455,11 +460,13 @@ class Pool(Executor):
                     while cut - order.yielded < window:
                         size = job.chunker.size(cut)
                         if ready is not None:  # cut what is there; wait only with nothing out
-                            size = min(size, ready())
-                            if size <= 0:
-                                if cut > order.yielded:
-                                    break  # our chunks out will bring results: collect them
-                                size = 1
+                            have = ready()
+                            if cut > order.yielded and (not have or (
+                                    have < size
+                                    and job.inflight + len(job.pending) >= self.workers)):
+                                break  # our chunks out will bring results (collect them);
+                                #        and while every worker has one, a full chunk gathers
+                            size = max(1, min(size, have))
                         items = list(itertools.islice(it, size))
                         if not items:
                             exhausted = True

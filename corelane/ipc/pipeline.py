@@ -127,6 +127,7 @@ class _Link:
         self._lists: deque[list[Any] | None] = deque()  # None: DONE, nothing more will come
         self._count = 0
         self._cond = threading.Condition()
+        self.listener: Callable[[], None] | None = None  # called after each put (the reader's)
 
     def put(self, batch: list[Any] | None) -> bool:
         """Queue ``batch`` (None for DONE), waiting for room; False if the pipeline stopped."""
@@ -139,6 +140,8 @@ class _Link:
             self._lists.append(batch)
             self._count += size
             self._cond.notify_all()
+        if self.listener is not None:
+            self.listener()
         return True
 
     def count(self) -> int:
@@ -186,6 +189,11 @@ class _LinkReader:
         if self.done or self.link.finished():
             return sys.maxsize
         return len(self._batch) + self.link.count()
+
+    def _listen(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever items (or DONE) arrive: the engine, waiting for results
+        of the chunks it has out, wakes to cut the new items for its idle workers."""
+        self.link.listener = callback
 
     def __next__(self) -> Any:
         while not self._batch:

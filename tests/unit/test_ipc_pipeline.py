@@ -212,3 +212,21 @@ def test_a_cheap_downstream_stage_gets_full_chunks_not_a_message_per_item(
     assert len(pools) == 2
     # 20,000 cheap items: a fixed 8-item chunk would be 2,500 messages.
     assert pools[1].last_statistics.chunks_sent < 200, pools[1].last_statistics
+
+
+def test_a_stage_fed_a_trickle_keeps_all_its_workers_busy() -> None:
+    # Items arrive a few at a time from a slow first stage; the second stage's idle workers
+    # must take them as they come, not wait for the (1 s) chunk already out to return.
+    from tests.ipc_tasks import stamp_sleep
+
+    out = (Pipeline(range(8), start_method="fork").stage(sleepy).stage(stamp_sleep, workers=4)
+           .run())
+    assert [x for x, *_ in out] == list(range(8))
+    first_start: dict[int, float] = {}
+    for _, pid, start, _ in out:
+        first_start[pid] = min(start, first_start.get(pid, start))
+    starts = sorted(first_start.values())
+    assert len(starts) == 4
+    # The first items go to two workers; the other two start on the next items stage 1
+    # sends (~0.1 s later), not once the first chunks return (1 s).
+    assert starts[3] - starts[0] < 0.6, starts
