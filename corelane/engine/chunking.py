@@ -44,7 +44,6 @@ class Chunker:
         self.total = total
         self.per_item: float | None = None  # seconds, moving average (may start from a hint)
         self._last_seconds: float | None = None  # work per chunk chosen for the input's end
-        self._cut = 0  # the most items cut so far that size() was told of
 
     def observe(self, elapsed: float, n_items: int) -> None:
         """Record that ``n_items`` items took ``elapsed`` seconds in a worker."""
@@ -60,7 +59,6 @@ class Chunker:
         """The size of the next chunk, given how many items were already cut."""
         if self.fixed is not None:
             return self.fixed
-        self._cut = max(self._cut, cut_so_far)
         if self.per_item is None:
             if self.total is not None and self.total <= 2 * self.workers * INITIAL_CHUNK:
                 # A short input goes out whole, two chunks a worker, in one round trip (the
@@ -112,7 +110,8 @@ class Chunker:
             # Adaptive runs queue one chunk behind the first (no idle round trip while we
             # measure); fixed ones (submits) do not: a queued call can no longer be cancelled.
             return 1 if self.fixed is not None else 2
-        chunk_seconds = self.per_item * self.size(self._cut)
+        chunk_seconds = self.per_item * self.size()  # a chunk as the run began: the end of a
+        #   run queues no deeper than its middle (deep queues at the end bunched a heavy tail)
         if chunk_seconds >= PREFETCH_BELOW_SECONDS:
             return 1
         return 3 if chunk_seconds < DEEP_PREFETCH_BELOW_SECONDS else 2
