@@ -12,6 +12,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,26 +73,50 @@ def _bind(host: str, port: int) -> str:
 def _post_worker_init(worker: Any) -> None:
     """On SIGTERM, close every Socket.IO connection at once, so the worker's graceful stop does
     not wait ``graceful_timeout`` for WebSockets that would never end by themselves (browsers
-    reconnect to another node, or to this one when it is back)."""
+    reconnect to another node, or to this one when it is back).
+
+    The closing thread starts here and waits; the handler only sets an Event (a thread started
+    inside a signal handler can deadlock on threading's own lock, if the signal lands while the
+    main thread holds it)."""
     previous = signal.getsignal(signal.SIGTERM)
+    stopping = threading.Event()
+    threading.Thread(target=_close_sockets, args=(worker, stopping), name="corelane-close-ws",
+                     daemon=True).start()
 
     def on_term(signum: int, frame: Any) -> None:
         if callable(previous):
             previous(signum, frame)
-        threading.Thread(target=_close_sockets, args=(worker,), name="corelane-close-ws",
-                         daemon=True).start()
+        stopping.set()
 
     signal.signal(signal.SIGTERM, on_term)
 
 
-def _close_sockets(worker: Any) -> None:
+GRACEFUL_TIMEOUT = 5  # s gunicorn gives a stopping worker before it kills it
+CLOSE_EVERY = 0.05  # s between passes closing the WebSockets of a stopping worker
+
+
+def _close_sockets(worker: Any, stopping: threading.Event) -> None:
+    """Once the worker stops, close every Socket.IO connection, and keep closing new ones until
+    it exits (clients reconnect 0.5-1.5 s after being closed, and the worker's accept loop
+    notices the stop only when its 1 s poll returns)."""
+    stopping.wait()
     service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("corelane")
     if service is None:
         return
-    try:
-        service.socketio.server.eio.disconnect()  # every client, with a close frame
-    except Exception as exc:  # shutting down anyway: never block the exit on this
-        print(f"corelane: closing WebSockets failed: {exc}", file=sys.stderr, flush=True)
+    eio = service.socketio.server.eio
+    deadline = time.monotonic() + GRACEFUL_TIMEOUT
+    while time.monotonic() < deadline:  # a daemon thread: it ends with the process
+        try:
+            for sid, sock in list(eio.sockets.items()):
+                # A close frame, without waiting for it to go out: engine.io's own disconnect()
+                # waits on each socket's send queue, and a socket caught mid-connect blocked it
+                # (and every socket after it) until gunicorn killed the worker.
+                sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+                eio.sockets.pop(sid, None)
+        except Exception as exc:  # shutting down anyway: never block the exit on this
+            print(f"corelane: closing WebSockets failed: {exc}", file=sys.stderr, flush=True)
+            return
+        time.sleep(CLOSE_EVERY)
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:
@@ -112,7 +137,7 @@ def make_server(config: ServiceConfig, log_level: str = "info") -> Any:
                 "worker_class": "gthread",
                 "threads": config.threads,
                 "timeout": 60,
-                "graceful_timeout": 5,
+                "graceful_timeout": GRACEFUL_TIMEOUT,
                 "keepalive": 5,
                 "loglevel": log_level,
                 "accesslog": None,
