@@ -72,6 +72,7 @@ class Cluster:
         dask = str(Path(sys.executable).parent / "dask")
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs = tmp
+        self.sems_before = _named_semaphores()
         self._start([dask, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
                      "--no-dashboard"], env, "scheduler")
         wait_port(self.port, timeout=60)
@@ -116,7 +117,30 @@ class Cluster:
         for p in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
+        # The tests SIGKILL Dask workers, and a stop past its grace kills the nannies and their
+        # resource trackers: the named semaphores those processes made cannot be unlinked by
+        # them, so the harness that killed them unlinks what they left (nobody maps them now).
+        for name in _named_semaphores() - self.sems_before:
+            if not _mapped(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"/dev/shm/{name}")
         return [f"{p.pid} {p.name()}" for p in alive if p.is_running()]
+
+
+def _named_semaphores() -> set[str]:
+    try:
+        return {n for n in os.listdir("/dev/shm") if n.startswith("sem.mp-")}
+    except FileNotFoundError:
+        return set()
+
+
+def _mapped(name: str) -> bool:
+    """Does a live process map /dev/shm/NAME?"""
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        with contextlib.suppress(OSError):
+            if name in maps.read_text():
+                return True
+    return False
 
 
 @pytest.fixture(scope="module")
