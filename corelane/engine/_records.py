@@ -60,7 +60,7 @@ class Fn:
     """A pickled function with an id the workers cache it under, and the seconds per item its
     last run measured (a hint for the first chunks of the next run)."""
 
-    __slots__ = ("id", "data", "per_item", "by_name")
+    __slots__ = ("id", "data", "per_item", "by_name", "__weakref__")
     _ids = itertools.count(1)
 
     def __init__(self, data: bytes) -> None:

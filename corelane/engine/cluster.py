@@ -44,9 +44,10 @@ from typing import Any, Literal
 
 from corelane.engine._cluster_task import ERROR, RELOAD, run_chunk
 from corelane.engine._protocol import Mode
+from corelane.engine._records import Fn
 from corelane.engine._serialize import describe, dumps, loads
 from corelane.engine.chunking import Chunker
-from corelane.engine.pool import Errors, Style, _flatten
+from corelane.engine.pool import Errors, Style, _flatten, _fn
 from corelane.engine.results import Failure, InTurn
 from corelane.errors import Broken, Cancelled, Closed, NotPicklable, TaskTimeout, WorkerDied
 from corelane.progress import Reporter, Sink, make_sink
@@ -153,8 +154,9 @@ class ClusterPool(Executor):
         self._lock = threading.Lock()
         self._submits: dict[str, tuple[Any, Future[Any]]] = {}
         self._runs: weakref.WeakSet[_Run] = weakref.WeakSet()
-        # fn -> its pickle, or the Future of its scattered pickle (released with fn)
-        self._fns: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        # a function's record (engine.pool._fn) -> the Future of its scattered pickle, released
+        # with the record (that is, with the function, or when its pickle changes)
+        self._scattered: weakref.WeakKeyDictionary[Fn, Any] = weakref.WeakKeyDictionary()
 
     @property
     def workers(self) -> int:
@@ -291,20 +293,16 @@ class ClusterPool(Executor):
     def _fn(self, fn: Callable[..., Any]) -> Any:
         """The pickled function as tasks take it: its bytes, or, past SCATTER_ABOVE, the
         Future of the bytes scattered once (each worker fetches them once, not per chunk).
-        Pickled at every call (its state may have changed); what was shipped is reused while
-        the pickle comes out the same, and kept while ``fn`` lives (weakly)."""
-        if not callable(fn):
-            raise TypeError(f"expected a callable, got {describe(fn)}")
-        data = dumps(fn)
-        with contextlib.suppress(TypeError):  # not weakly referable: no cache
-            hit = self._fns.get(fn)
-            if hit is not None and hit[0] == data:
-                return hit[1]
-        shipped: Any = data
-        if len(data) > SCATTER_ABOVE:
-            shipped = self.client.scatter(data, hash=True)
-        with contextlib.suppress(TypeError):
-            self._fns[fn] = (data, shipped)
+        When it is pickled again follows the local pool's rule (:func:`engine.pool._fn`)."""
+        rec = _fn(fn)
+        if len(rec.data) <= SCATTER_ABOVE:
+            return rec.data
+        with self._lock:
+            shipped = self._scattered.get(rec)
+        if shipped is None:
+            shipped = self.client.scatter(rec.data, hash=True)
+            with self._lock:
+                self._scattered[rec] = shipped
         return shipped
 
     def _close_client(self) -> None:
