@@ -57,6 +57,22 @@ def add_many(args: tuple[Any, int, int]) -> int:
     return os.getpid()
 
 
+def meet_then_add_many(args: tuple[Any, Any, int]) -> int:
+    """Wait (at most 60 s) until two tasks run at once, then add ``n`` one at a time.
+
+    The meeting makes "several processes added" a fact, not a race: a spawn pool under load can
+    bring one worker up long before the others, and that worker could otherwise run every task."""
+    counter, met, n = args
+    met.add()
+    deadline = time.monotonic() + 60
+    while met.value < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    add = counter.add
+    for _ in range(n):
+        add()
+    return os.getpid()
+
+
 def value_add_many(args: tuple[Any, int]) -> int:
     value, n = args
     for _ in range(n):

@@ -13,13 +13,18 @@ import pytest
 import corelane
 from corelane import Failure, SharedCounter, SharedValue, WorkerDied
 from corelane.errors import Closed
-from tests.ipc_tasks import add_many, hold_lock_and_die, value_add_many
+from tests.ipc_tasks import add_many, hold_lock_and_die, meet_then_add_many, value_add_many
 
 
 def test_exact_with_four_processes_times_100k_adds(start_method: str) -> None:
     # The pool is running before the counter exists: it travels by pickling, not at spawn.
-    with corelane.Pool(4, start_method=start_method) as pool, SharedCounter() as counter:
-        pids = list(pool.map(add_many, [(counter, 100_000, 1)] * 4, chunksize=1))
+    # The tasks meet before adding, so at least two processes add at the same time.
+    with (
+        corelane.Pool(4, start_method=start_method) as pool,
+        SharedCounter() as counter,
+        SharedCounter() as met,
+    ):
+        pids = list(pool.map(meet_then_add_many, [(counter, met, 100_000)] * 4, chunksize=1))
         assert counter.value == 400_000
         assert len(set(pids)) >= 2  # really several processes
 
