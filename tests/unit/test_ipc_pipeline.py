@@ -7,6 +7,7 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,15 @@ import pytest
 from corelane import Failure, MessageType, Pipeline, SharedCounter
 from corelane.errors import StageError, TaskError, WorkerDied
 from corelane.events import ProgressEvent, RunFinished
-from tests.ipc_tasks import count_and_pass, die_on_7, fail_on_13, inc, pid_of, sleepy, square
+from tests.ipc_tasks import (
+    count_and_pass,
+    die_on_7,
+    fail_on_13,
+    inc,
+    meet_pid_of,
+    sleepy,
+    square,
+)
 
 
 @pytest.mark.parametrize("workers", [1, 3])
@@ -28,8 +37,11 @@ def test_ordered_results_with_one_and_many_consumers(start_method: str, workers:
     assert pipe.run() == [(x + 1) ** 2 for x in range(300)]
 
 
-def test_unordered_and_really_parallel(start_method: str) -> None:
-    out = Pipeline(range(60), ordered=False, start_method=start_method).stage(pid_of, workers=3).run()
+def test_unordered_and_really_parallel(start_method: str, tmp_path: Path) -> None:
+    # Items wait until two processes have one, so a pool that brings one worker up long before the
+    # others (spawn, under load) cannot make this pass or fail by timing.
+    meet = functools.partial(meet_pid_of, str(tmp_path))
+    out = Pipeline(range(60), ordered=False, start_method=start_method).stage(meet, workers=3).run()
     assert sorted(x for x, _ in out) == list(range(60))
     assert len({pid for _, pid in out}) >= 2  # several consumers of the same queue took items
 
