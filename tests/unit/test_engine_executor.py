@@ -10,13 +10,14 @@ import threading
 import time
 import weakref
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import corelane
 from corelane.errors import Broken, Closed, RemoteTraceback
-from tests.engine_tasks import fail_on_five, sleep_for, square
+from tests.engine_tasks import fail_on_five, sleep_for, square, touch_then_sleep
 
 
 def mul(x: int, y: int) -> int:
@@ -72,15 +73,17 @@ def test_map_timeout_is_a_deadline_for_the_whole_call() -> None:
         assert time.monotonic() - t0 < 3
 
 
-def test_map_runs_without_being_iterated() -> None:
+def test_map_runs_without_being_iterated(tmp_path: Path) -> None:
+    # Each item leaves a file as it starts: the files, not a sleep, show the work ran un-iterated.
     with corelane.Pool(2) as pool:
         started = time.monotonic()
-        results = pool.map(sleep_for, [0.2] * 4)
-        assert time.monotonic() - started < 0.2  # lazy results, eager work
-        time.sleep(0.8)
-        t0 = time.monotonic()
-        assert list(results) == [0.2] * 4
-        assert time.monotonic() - t0 < 0.15
+        results = pool.map(touch_then_sleep, [(str(tmp_path), i, 0.5) for i in range(4)])
+        assert time.monotonic() - started < 0.5  # lazy results: back before any item could end
+        deadline = time.monotonic() + 30
+        while len(list(tmp_path.iterdir())) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1", "2", "3"]  # eager work
+        assert list(results) == [0, 1, 2, 3]
 
 
 def test_shutdown_wait_finishes_pending_work() -> None:
