@@ -78,9 +78,15 @@ def start_forkserver_early() -> None:
     starter.start()
 
 
+_early_failure: str | None = None  # why the early start failed, if it did (for a bug report)
+
+
 def _start_forkserver() -> None:
-    with contextlib.suppress(Exception):  # the first pool that needs it will say what is wrong
+    global _early_failure
+    try:
         get_context("forkserver")
+    except Exception as exc:  # noqa: BLE001 - the first pool that needs it will raise it again
+        _early_failure = f"{type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager

@@ -34,7 +34,8 @@ def test_pool_threads_do_not_count_as_foreign() -> None:
 def test_forkserver_starts_at_import_when_threads_already_run() -> None:
     # A notebook kernel or a web server has threads before corelane is imported: forkserver
     # will be the default, so the server starts in the background at import, not in the first
-    # map. Without threads nothing starts.
+    # map. Without threads nothing starts. (A loaded run once printed 0: the search had matched the
+    # resource tracker in the instant between its fork and exec, and stopped waiting too early.)
     import subprocess
     import sys
     import textwrap
@@ -50,7 +51,17 @@ def test_forkserver_starts_at_import_when_threads_already_run() -> None:
         me = psutil.Process()
         deadline = time.monotonic() + 10
         def servers():
-            return [c for c in me.children() if "forkserver" in " ".join(c.cmdline())]
+            # A child not yet exec'd still shows this program's command line, which holds the
+            # word too (the resource tracker's start): only a server's own command line counts.
+            found = []
+            for c in me.children():
+                try:
+                    line = c.cmdline()
+                except psutil.Error:
+                    continue
+                if line != me.cmdline() and "forkserver" in " ".join(line):
+                    found.append(c)
+            return found
         while with_thread and not servers() and time.monotonic() < deadline:
             time.sleep(0.02)
         found = len(servers())
@@ -58,6 +69,11 @@ def test_forkserver_starts_at_import_when_threads_already_run() -> None:
             assert corelane.map(abs, [-1, -2], workers=2) == [1, 2]
             assert len(servers()) == 1, "the map started a second server"
         print(found)
+        if with_thread and not found:  # say why, for the report
+            from corelane.engine import _startmethod
+            print("early start failure:", _startmethod._early_failure,
+                  [t.name for t in threading.enumerate()],
+                  [(c.pid, c.status(), c.cmdline()[:3]) for c in me.children()], file=sys.stderr)
     """)
     for with_thread, expected in (("1", "1"), ("0", "0")):
         out = subprocess.run([sys.executable, "-c", code, with_thread], capture_output=True,
