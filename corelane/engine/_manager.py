@@ -237,7 +237,9 @@ class Manager:
         return IDLE_TICK
 
     def _spawn_missing(self) -> None:
-        if self.closing or self.broken is not None:
+        # Closing still replaces a dead worker while submitted work is left: close() promises
+        # to finish it, and with no worker to run it, it would wait for ever.
+        if self.broken is not None or (self.closing and self._all_idle()):
             return
         while len(self._pool) < self.workers:
             self._spawn_one()
@@ -485,7 +487,7 @@ class Manager:
         self._pool.remove(w)
         close_conn(w.conn)
         if not w.ready:
-            if self.broken is None and not self.terminating and not self.closing:
+            if self.broken is None and not self.terminating:  # closing too: see _spawn_missing
                 self._startup_failures += 1
                 if self._startup_failures >= STARTUP_FAILURES:
                     self._fail_pool(Broken(

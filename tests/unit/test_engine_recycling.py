@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +23,22 @@ def test_max_tasks_per_child_replaces_workers_and_loses_nothing(start_method: st
         assert list(pool.map(square, range(100))) == [x * x for x in range(100)]  # big chunks
         stats = pool.statistics()
         assert stats.workers_retired >= 7 + 20 - 2 and stats.worker_deaths == 0
+
+
+def test_close_replaces_a_retiring_worker_while_submits_are_queued() -> None:
+    # A worker that retires after its one task while close() waits: the queued submits need a
+    # successor (close() once waited for ever here).
+    pool = corelane.Pool(1, max_tasks_per_child=1)
+    futures = [pool.submit(square, i) for i in range(4)]
+    closer = threading.Thread(target=pool.close)
+    closer.start()
+    closer.join(30)
+    try:
+        assert not closer.is_alive(), "close() hung with a retired worker and queued submits"
+        assert [f.result(timeout=1) for f in futures] == [0, 1, 4, 9]
+    finally:
+        if closer.is_alive():
+            pool.terminate()
 
 
 def test_memory_ceiling_retires_a_leaking_worker_after_its_item() -> None:

@@ -4,6 +4,7 @@ a new worker takes its place and the pool stays usable."""
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,14 @@ import pytest
 
 import corelane
 from corelane import Failure, WorkerDied
-from tests.engine_tasks import exit_on, pid_of, segfault_on, sigkill_on, square
+from tests.engine_tasks import (
+    exit_on,
+    pid_of,
+    segfault_on,
+    sigkill_on,
+    sleep_then_sigkill,
+    square,
+)
 
 # where x how -> expected exit code in the WorkerDied
 CRASHES: list[tuple[str, Callable[[Any], Any], int]] = [
@@ -64,3 +72,21 @@ def test_death_inside_a_large_chunk_names_the_culprit(start_method: str) -> None
     assert len(failures) == 1 and failures[0].index == 23
     assert isinstance(failures[0].exception, WorkerDied)
     assert [x for x in out if not isinstance(x, Failure)] == [i for i in range(40) if i != 23]
+
+
+def test_a_death_while_the_pool_closes_still_runs_the_queued_work(start_method: str) -> None:
+    # close() promises to finish submitted work. The only worker dies after close() began, with
+    # a submit still queued: a new worker must take it, or close() would wait for ever.
+    pool = corelane.Pool(1, start_method=start_method)
+    doomed = pool.submit(sleep_then_sigkill, 0.3)
+    queued = pool.submit(square, 7)
+    closer = threading.Thread(target=pool.close)
+    closer.start()
+    closer.join(30)
+    try:
+        assert not closer.is_alive(), "close() hung after a worker died while closing"
+        assert isinstance(doomed.exception(timeout=1), WorkerDied)
+        assert queued.result(timeout=1) == 49
+    finally:
+        if closer.is_alive():
+            pool.terminate()
