@@ -84,3 +84,11 @@ def sleep_or_fail(x: int) -> int:
         raise RuntimeError("item 0 fails")
     time.sleep(20)
     return x
+
+
+def sleep_then_touch(path: str, seconds: float) -> None:
+    """Leave a file after ``seconds``: proof that a batch ran to its end."""
+    import time
+
+    time.sleep(seconds)
+    open(path, "w").close()

@@ -318,7 +318,11 @@ class CorelaneBackend(AutoBatchingMixin, ParallelBackendBase):
         except BaseException as exc:  # noqa: BLE001 - whatever it is, joblib must hear of it
             self._settle(task, exc, None)
             return
-        task.attempt = attempt
+        with self._lock:  # abort_everything() either sees this attempt or dropped the task first
+            task.attempt = attempt
+            dropped = task not in self._tasks
+        if dropped:  # a retry launched while the call was being aborted
+            shared.pool.cancel(attempt, force=True)
         attempt.add_done_callback(lambda done: self._attempt_done(task, done))
 
     def _attempt_done(self, task: _Task, done: Future[Any]) -> None:

@@ -7,6 +7,7 @@ killed by SIGKILL from inside a scikit-learn fit.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from joblib_tasks import (
     fail_on,
     nested_backend,
     sleep_or_fail,
+    sleep_then_touch,
     square,
     thread_limits,
     whoami,
@@ -183,6 +185,22 @@ def test_a_fit_that_always_kills_fails_with_worker_died_and_leaves_no_process() 
     while _workers_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _workers_alive() == []
+
+
+def test_a_retry_launched_after_an_abort_does_not_run(tmp_path: Path) -> None:
+    # A batch's worker died and the pool thread decided to retry it just as joblib aborted the
+    # call: the abort dropped the task, and the retry must not then run on its own.
+    backend = cj.CorelaneBackend(reuse=False)
+    backend.configure(n_jobs=2)
+    try:
+        ran = tmp_path / "ran"
+        task = cj._Task(functools.partial(sleep_then_touch, str(ran), 0.5))  # not in the call
+        backend._launch(task)
+        assert isinstance(task.outer.exception(timeout=30), corelane.Cancelled)
+        time.sleep(1.0)
+        assert not ran.exists()
+    finally:
+        backend.terminate()
 
 
 def test_max_retries_zero_fails_on_the_first_death(tmp_path: Path) -> None:
