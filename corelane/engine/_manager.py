@@ -330,7 +330,8 @@ class Manager:
         w.seq += 1
         chunk.seq = w.seq
         message = (
-            Msg.TASK, job.id, chunk.seq, fn.id, fn_bytes, job.mode, job.chunker.budget,
+            Msg.TASK, job.id, chunk.seq, fn.id, fn_bytes, job.mode,
+            job.chunker.budget(len(chunk.indices)),
             job.timeout is not None or chunk.precise, len(chunk.indices), chunk.payload,
         )
         w.inflight.append(chunk)
@@ -409,7 +410,7 @@ class Manager:
             if job.fn is not None and job.chunker.fixed is None:
                 job.fn.per_item = job.chunker.per_item
             if stop < len(chunk.indices):  # handed back: cancelled or over its budget
-                self._requeue(chunk)
+                self._requeue(chunk, recut=True)
 
     def _on_load_failed(self, w: Worker, what: str, text: str) -> None:
         chunk = w.inflight.popleft()
@@ -454,21 +455,38 @@ class Manager:
                 for i, item in zip(chunk.indices[chunk.done:], chunk.items[chunk.done:], strict=True)]
         chunk.job.deliver(runs)
 
-    def _requeue(self, chunk: Chunk, skip: set[int] | None = None) -> None:
-        """Put a chunk's unfinished items (all but positions ``skip``) back at the queue's front."""
+    def _requeue(self, chunk: Chunk, skip: set[int] | None = None, recut: bool = False) -> None:
+        """Put a chunk's unfinished items (all but positions ``skip``) back at the queue's front;
+        ``recut``: in pieces sized from the job's estimate as it is now (the chunk came back over
+        its time budget, so the estimate it was cut from was wrong)."""
         job = chunk.job
         if job.closed:
             return
         positions = [p for p in range(chunk.done, len(chunk.indices)) if not skip or p not in skip]
         if not positions:
             return
-        if len(positions) != len(chunk.indices):
-            items = [chunk.items[p] for p in positions]
-            chunk.indices = [chunk.indices[p] for p in positions]
-            chunk.items = items
-            chunk.payload = dumps(items)
-            chunk.done = 0
-        job.pending.appendleft(chunk)
+        sizes = [len(positions)]
+        if recut and chunk.futures is None and not chunk.precise:
+            sizes = job.chunker.recut(len(positions))
+        if len(sizes) == 1:
+            if len(positions) != len(chunk.indices):
+                items = [chunk.items[p] for p in positions]
+                chunk.indices = [chunk.indices[p] for p in positions]
+                chunk.items = items
+                chunk.payload = dumps(items)
+                chunk.done = 0
+            job.pending.appendleft(chunk)
+            return
+        pieces = []
+        start = 0
+        for size in sizes:
+            part = positions[start : start + size]
+            start += size
+            items = [chunk.items[p] for p in part]
+            piece = Chunk(job, chunk.fn, [chunk.indices[p] for p in part], items, dumps(items))
+            piece.innocent = chunk.innocent
+            pieces.append(piece)
+        job.pending.extendleft(reversed(pieces))
 
     def _isolate(self, chunk: Chunk, positions: list[int]) -> None:
         """Queue each position of ``chunk`` alone, at the front, to find which one is at fault."""

@@ -4,8 +4,9 @@ The trade-off: big chunks amortize the ~100 µs cost of a round trip to a worker
 balance load and keep the tail short. We aim for chunks of about ``TARGET_SECONDS`` of work, from
 an estimate of per-item time that follows the measurements (a moving average), and never cut
 chunks so large that fewer than ``TAIL_CHUNKS_PER_WORKER`` remain per worker when the total is
-known. Workers also stop a chunk that overruns ``BUDGET_FACTOR`` times the target and hand the rest
-back, so a mis-estimate (heavy items after light ones) costs at most about one item of imbalance.
+known. Workers also stop a chunk that overruns ``BUDGET_FACTOR`` times the work it was cut for and
+hand the rest back, which the parent cuts again from the new estimate, so a mis-estimate (heavy
+items after light ones) costs at most about one item of imbalance.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 
 TARGET_SECONDS = 0.05  # work per chunk: ~100 µs overhead per round trip makes this ~0.5%
-BUDGET_FACTOR = 4.0  # a chunk running past TARGET * this returns its unstarted items
+BUDGET_FACTOR = 4.0  # a chunk running past this times its planned work returns its unstarted items
 MAX_CHUNK = 10_000  # bounds memory per message and the read-ahead of lazy input
 MAX_CHUNK_KNOWN = 100_000  # the same bound when the input has a length (it is in memory)
 TAIL_CHUNKS_PER_WORKER = 4  # keep this many chunks per worker of what is left, for the tail
@@ -96,12 +97,34 @@ class Chunker:
         size = max(1, round(self._last_seconds / per_item))
         return left if left < size * 1.25 else size  # no sliver left over for one more trip
 
-    @property
-    def budget(self) -> float:
-        """Seconds after which a worker hands back the unstarted rest of a chunk (0: never)."""
+    def budget(self, n_items: int) -> float:
+        """Seconds after which a worker hands back the unstarted rest of a chunk of ``n_items``
+        (0: never): ``BUDGET_FACTOR`` times the work it was cut for, counted as at least
+        ``FLOOR_SECONDS`` and at most ``TARGET_SECONDS``. Planned on the estimate, so the tail's
+        short chunks are caught as soon as heavy items prove the estimate wrong: a 5 ms chunk
+        that meets items 16 times heavier stops after 20 ms, not after a whole chunk's 200 ms."""
         if self.fixed is not None:
             return 0.0
-        return TARGET_SECONDS * BUDGET_FACTOR
+        if self.per_item is None:
+            return TARGET_SECONDS * BUDGET_FACTOR
+        planned = min(TARGET_SECONDS, max(FLOOR_SECONDS, n_items * self.per_item))
+        return planned * BUDGET_FACTOR
+
+    def recut(self, n_items: int) -> list[int]:
+        """Sizes to cut ``n_items`` handed back over budget into, from the estimate as it is
+        now: pieces of the work chunks of this run are cut for (the tail's work once the end is
+        reached), no sliver left for one more trip."""
+        if self.fixed is not None or self.per_item is None:
+            return [n_items]
+        seconds = self._last_seconds if self._last_seconds is not None else TARGET_SECONDS
+        piece = max(1, round(seconds / self.per_item))
+        sizes: list[int] = []
+        left = n_items
+        while left > 0:
+            size = left if left < piece * 1.25 else piece
+            sizes.append(size)
+            left -= size
+        return sizes
 
     def prefetch(self) -> int:
         """How many chunks a worker may hold at once: one running, plus queued ones when chunks

@@ -204,6 +204,7 @@ def worker_main(
     inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
     threading.Thread(target=_reader, args=(conn, inbox), daemon=True, name="corelane-reader").start()
     functions: OrderedDict[int, Any] = OrderedDict()
+    watch = _Watch()  # its thread starts with the first chunk that has a budget
     while True:
         message = loads(inbox.get())  # type: ignore[arg-type]
         if message[0] is Msg.SHUTDOWN:
@@ -233,13 +234,62 @@ def worker_main(
             _send(conn, (Msg.LOAD_FAILED, "items", _format(exc)))
             mv[SLOT_STAGE] = Stage.IDLE
             continue
-        _run_chunk(conn, mv, mvd, job_id, fn, mode, budget, precise, items, limits)
+        _run_chunk(conn, mv, mvd, job_id, fn, mode, budget, precise, items, limits, watch)
         mv[SLOT_STAGE] = Stage.FREE  # results are sent: a death from here on blames nobody
         del fn, items, message, payload
         mv[SLOT_STAGE] = Stage.IDLE
         if limits is not None and limits.reached():
             _send(conn, (Msg.RETIRE,))  # the parent gives what we still hold to another
             return
+
+
+class _Watch:
+    """Ends the running span when its chunk passes its time budget.
+
+    A span is a list the worker maps over, and a list's iterator reads the list's length at
+    every step: emptying the list from this thread ends the span once the running item returns
+    (nothing is cut short, and the loop pays nothing per item). Without it, a span grown long on
+    cheap items ran on through any heavy items behind them: a whole heavy tail on one worker.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadline = 0.0  # 0: no chunk with a budget is running
+        self.fired = False  # the running chunk is past its budget
+        self.span: list[Any] | None = None
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float) -> None:
+        with self._cond:
+            self._deadline = deadline
+            self.fired = False
+            self.span = None
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="corelane-budget")
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        self._deadline = 0.0
+        self.span = None
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                if not self._deadline:
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._deadline = 0.0
+                self.fired = True  # before the span: a span begun after this sees the flag
+                span = self.span
+                if span is not None:
+                    span.clear()
+
 
 
 def _run_chunk(
@@ -253,13 +303,15 @@ def _run_chunk(
     precise: bool,
     items: list[Any],
     limits: Limits | None = None,
+    watch: _Watch | None = None,
 ) -> None:
     """Run one chunk; stop early (handing back the rest) when cancelled, past the time budget,
     or at the worker's task or memory limit (then it retires after this chunk).
 
     Items run in spans: a span is ``stride`` items mapped back to back, the stride doubling until
-    clock reads are about CHECK_SECONDS apart. A precise chunk uses spans of one item, each with
-    its start time in the slot (for timeouts and for naming a crashing item).
+    clock reads are about CHECK_SECONDS apart (a quarter of the budget, when that is shorter). A
+    precise chunk uses spans of one item, each with its start time in the slot (for timeouts and
+    for naming a crashing item).
 
     Results go back as a list of values for chunk positions ``first..``; failures travel beside
     them keyed by position (their value slot holds None).
@@ -272,6 +324,11 @@ def _run_chunk(
     n = len(items)
     started = last_flush = last_check = monotonic()
     stride = 1
+    check = min(CHECK_SECONDS, budget / 4) if budget else CHECK_SECONDS
+    if not budget or precise:
+        watch = None
+    if watch is not None:
+        watch.arm(started + budget)
     mvd[SLOT_START] = started
     if mode == Mode.KWARGS:
         call = lambda item: fn(*item[0], **item[1])  # noqa: E731
@@ -283,7 +340,7 @@ def _run_chunk(
     while pos < n:
         if pos:
             now = monotonic()
-            if not precise and now - last_check < CHECK_SECONDS and stride < MAX_STRIDE:
+            if not precise and now - last_check < check and stride < MAX_STRIDE:
                 stride *= 2
             last_check = now
             if mv[SLOT_CANCEL] == job_id or (budget and now - started > budget):
@@ -304,7 +361,12 @@ def _run_chunk(
         if limits is not None and limits.max_tasks is not None:
             end = min(end, pos + max(1, limits.max_tasks - limits.tasks - pos))
         mv[SLOT_SPAN] = pack_span(pos, end - pos)
-        results = map(call, items[pos:end])
+        span = items[pos:end]
+        if watch is not None:
+            watch.span = span
+            if watch.fired:  # past the budget already (the check above read the clock first)
+                break
+        results = map(call, span)
         while True:
             try:
                 extend(results)  # keeps what it appended before an exception
@@ -312,7 +374,13 @@ def _run_chunk(
             except BaseException as exc:  # noqa: BLE001 - SystemExit from a task is a task failure
                 failures[first + len(values)] = (exc, _format(exc))
                 values.append(None)
+        ran = first + len(values)  # the span is shorter if the watch emptied it: stop there
+        if ran < end:
+            pos = ran
+            break
         pos = end
+    if watch is not None:
+        watch.disarm()
     mvd[SLOT_START] = 0.0
     mv[SLOT_JOB] = 0
     if limits is not None:

@@ -7,8 +7,14 @@ import pytest
 
 import corelane
 from corelane.engine import pool as pool_module
-from corelane.engine.chunking import FLOOR_SECONDS, INITIAL_CHUNK, Chunker
-from tests.engine_tasks import Scale, square
+from corelane.engine.chunking import (
+    BUDGET_FACTOR,
+    FLOOR_SECONDS,
+    INITIAL_CHUNK,
+    TARGET_SECONDS,
+    Chunker,
+)
+from tests.engine_tasks import Scale, light_or_sleep, square
 
 
 def cuts(chunker: Chunker, total: int) -> list[int]:
@@ -68,6 +74,50 @@ def test_end_chunks_shrink_when_items_prove_heavier() -> None:
     first = chunker.size(0)
     chunker.observe(0.5, 1000)  # ... but these items take 500 us each
     assert chunker.size(first) < first / 10
+
+
+def test_a_chunks_budget_follows_the_work_it_was_cut_for() -> None:
+    chunker = Chunker(2, total=1_000_000)
+    assert chunker.budget(32) == TARGET_SECONDS * BUDGET_FACTOR  # unmeasured: a whole chunk's
+    chunker.per_item = 1e-6
+    assert chunker.budget(50_000) == pytest.approx(TARGET_SECONDS * BUDGET_FACTOR)  # 50 ms
+    assert chunker.budget(10_000) == pytest.approx(0.01 * BUDGET_FACTOR)
+    assert chunker.budget(100) == pytest.approx(FLOOR_SECONDS * BUDGET_FACTOR)  # the floor
+    assert Chunker(2, fixed=10).budget(10) == 0.0  # chunksize= given: never handed back
+
+
+def test_handed_back_items_are_cut_again_from_the_new_estimate() -> None:
+    chunker = Chunker(2, total=10_000)
+    chunker.per_item = 1e-6
+    chunker.size(9_000)  # the end: 1 ms of work left, planned as two shares of 0.5 ms
+    assert chunker.recut(1000) == [500, 500]  # at the old estimate
+    chunker.observe(0.02, 10)  # ... but items take 2 ms each
+    sizes = chunker.recut(1000)
+    assert sum(sizes) == 1000 and len(sizes) > 100
+    assert max(sizes) <= 1.25 * min(sizes[:-1]) + 1  # even pieces, no sliver
+    assert Chunker(2, fixed=7).recut(30) == [30]
+
+
+def test_a_heavy_tail_after_light_items_runs_on_every_worker_at_once() -> None:
+    # 3,000 instant items, then 40 that sleep 20 ms. The end is cut for instant items, so one
+    # chunk holds the whole heavy tail; over its budget it hands the rest back, cut again for
+    # what items now cost, and both workers share the tail instead of taking it in turns.
+    items = list(range(3000)) + [-20] * 40
+    with corelane.Pool(2) as pool:
+        out = list(pool.map(light_or_sleep, items))
+    assert out[:3000] == list(range(3000))
+    spans = sorted(out[3000:], key=lambda s: s[1])
+    assert len({pid for pid, _, _ in spans}) == 2
+    events = sorted([(start, 1) for _, start, _ in spans] + [(end, -1) for _, _, end in spans])
+    running, last, busy, both = 0, 0.0, 0.0, 0.0
+    for t, step in events:
+        if running:
+            busy += t - last
+        if running >= 2:
+            both += t - last
+        running += step
+        last = t
+    assert both >= 0.5 * busy, f"both workers ran heavy items {both / busy:.0%} of the time"
 
 
 def test_a_functions_cost_carries_to_its_next_run_in_a_new_pool() -> None:
