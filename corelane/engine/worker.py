@@ -250,11 +250,15 @@ class _Watch:
     every step: emptying the list from this thread ends the span once the running item returns
     (nothing is cut short, and the loop pays nothing per item). Without it, a span grown long on
     cheap items ran on through any heavy items behind them: a whole heavy tail on one worker.
+
+    Arming wakes the thread only when it would otherwise sleep past the new deadline: each
+    wake-up costs the running chunk a GIL hand-off.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._deadline = 0.0  # 0: no chunk with a budget is running
+        self._until: float | None = None  # when the thread wakes by itself (None: it does not)
         self.fired = False  # the running chunk is past its budget
         self.span: list[Any] | None = None
         self._thread: threading.Thread | None = None
@@ -268,7 +272,8 @@ class _Watch:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name="corelane-budget")
                 self._thread.start()
-            self._cond.notify()
+            elif self._until is None or self._until > deadline:
+                self._cond.notify()
 
     def disarm(self) -> None:
         self._deadline = 0.0
@@ -278,10 +283,12 @@ class _Watch:
         with self._cond:
             while True:
                 if not self._deadline:
+                    self._until = None
                     self._cond.wait()
                     continue
                 left = self._deadline - time.monotonic()
                 if left > 0:
+                    self._until = self._deadline
                     self._cond.wait(left)
                     continue
                 self._deadline = 0.0
@@ -289,7 +296,6 @@ class _Watch:
                 span = self.span
                 if span is not None:
                     span.clear()
-
 
 
 def _run_chunk(
