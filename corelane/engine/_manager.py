@@ -47,8 +47,8 @@ from corelane.engine._protocol import (
     Stage,
     unpack_span,
 )
-from corelane.engine._records import Chunk, Job, Run, Worker, fresh, settle
-from corelane.engine._serialize import describe, dumps, envelope, loads
+from corelane.engine._records import Chunk, Job, Worker, fresh, settle
+from corelane.engine._serialize import describe, envelope, loads
 from corelane.engine._workers import (
     close_conn,
     close_fd,
@@ -257,26 +257,15 @@ class Manager:
             if job is None or job.closed:
                 continue
             while (chunk := job.take()) is not None:
-                if chunk.futures is not None and not self._claim(chunk):
+                if chunk.futures is not None and not chunk.claim():
                     continue  # cancelled before it started
                 if job.fatal is not None:
-                    self._fail_chunk(chunk, job.fatal)
+                    chunk.fail(job.fatal)
                     continue
                 if job.shared and len(job.pending) > self.workers:
                     chunk = self._batch(chunk)
                 return chunk
         return None
-
-    @staticmethod
-    def _claim(chunk: Chunk) -> bool:
-        """Mark a fresh submit's Future running (False: it was cancelled; a requeued one runs)."""
-        assert chunk.futures is not None
-        if len(chunk.futures) != 1:
-            return True
-        (future,) = chunk.futures.values()
-        if future.done():  # cancelled by force while it waited in the queue
-            return False
-        return future.running() or future.set_running_or_notify_cancel()
 
     def _batch(self, chunk: Chunk) -> Chunk:
         """With a backlog of short submits, send several calls of the same function as one chunk
@@ -290,19 +279,7 @@ class Manager:
                     1 + len(job.pending) // self.workers)
         if limit <= 1 or chunk.precise or len(chunk.items) != 1:
             return chunk
-        taken = [chunk]
-        while job.pending and len(taken) < limit:
-            nxt = job.pending[0]
-            if nxt.fn is not chunk.fn or nxt.precise or len(nxt.items) != 1:
-                break
-            job.pending.popleft()
-            if self._claim(nxt):
-                taken.append(nxt)
-        if len(taken) == 1:
-            return chunk
-        items = [c.items[0] for c in taken]
-        futures = {i: next(iter(c.futures.values())) for i, c in enumerate(taken)}  # type: ignore[union-attr]
-        return Chunk(job, chunk.fn, list(range(len(items))), items, dumps(items), futures)
+        return job.batch(chunk, limit)
 
     def _dispatch(self) -> None:
         if self.terminating or self.broken is not None:
@@ -400,9 +377,9 @@ class Manager:
                 failures[lost[0]] = (NotPicklable(what, reason), "")
             else:  # which one? each runs again alone
                 skip = set(lost)
-                self._isolate(chunk, lost)
+                chunk.isolate(lost)
         chunk.done = first + n
-        self._deliver(chunk, chunk.runs(first, values, failures, skip))
+        chunk.deliver(chunk.runs(first, values, failures, skip))
         if final:
             w.inflight.popleft()
             job.inflight -= 1
@@ -410,7 +387,7 @@ class Manager:
             if job.fn is not None and job.chunker.fixed is None:
                 job.fn.per_item = job.chunker.per_item
             if stop < len(chunk.indices):  # handed back: cancelled or over its budget
-                self._requeue(chunk, recut=True)
+                chunk.requeue(recut=True)
 
     def _on_load_failed(self, w: Worker, what: str, text: str) -> None:
         chunk = w.inflight.popleft()
@@ -419,81 +396,19 @@ class Manager:
         reason = f"the worker could not unpickle it: {text.strip().splitlines()[-1]}"
         if what == "missing":  # the worker evicted it: send it again, with the function
             w.fn_ids.pop(chunk.fn.id, None)
-            self._requeue(chunk)
+            chunk.requeue()
         elif what == "fn":
             w.fn_ids.pop(chunk.fn.id, None)
             error = NotPicklable("the function", reason)
             if not job.shared:
                 job.fatal = error
-            self._fail_chunk(chunk, error)
+            chunk.fail(error)
         elif len(chunk.items) > 1:  # which item? each goes again in its own pickle
-            self._isolate(chunk, list(range(len(chunk.items))))
+            chunk.isolate(list(range(len(chunk.items))))
         else:
             index = None if chunk.futures else chunk.indices[0]
             what_item = "the arguments" if chunk.futures else f"item {index}"
-            self._fail_chunk(chunk, NotPicklable(f"{what_item} ({describe(chunk.items[0])})", reason))
-
-    def _deliver(self, chunk: Chunk, runs: list[Run]) -> None:
-        futures = chunk.futures
-        if futures is None:
-            chunk.job.deliver(runs)
-            return
-        for first, values, _ in runs:
-            for index, value in enumerate(values, first):
-                if isinstance(value, Failure):
-                    settle(futures[index], error=value.raised())
-                else:
-                    settle(futures[index], value)
-
-    def _fail_chunk(self, chunk: Chunk, error: BaseException) -> None:
-        """Every unfinished item of ``chunk`` fails with (a copy of) ``error``."""
-        if chunk.futures is not None:
-            for index in chunk.indices[chunk.done:]:
-                settle(chunk.futures[index], error=fresh(error))
-            return
-        runs = [(i, [Failure(i, item, fresh(error))], 1)
-                for i, item in zip(chunk.indices[chunk.done:], chunk.items[chunk.done:], strict=True)]
-        chunk.job.deliver(runs)
-
-    def _requeue(self, chunk: Chunk, skip: set[int] | None = None, recut: bool = False) -> None:
-        """Put a chunk's unfinished items (all but positions ``skip``) back at the queue's front;
-        ``recut``: in pieces sized from the job's estimate as it is now (the chunk came back over
-        its time budget, so the estimate it was cut from was wrong)."""
-        job = chunk.job
-        if job.closed:
-            return
-        positions = [p for p in range(chunk.done, len(chunk.indices)) if not skip or p not in skip]
-        if not positions:
-            return
-        sizes = [len(positions)]
-        if recut and chunk.futures is None and not chunk.precise:
-            sizes = job.chunker.recut(len(positions))
-        if len(sizes) == 1:
-            if len(positions) != len(chunk.indices):
-                items = [chunk.items[p] for p in positions]
-                chunk.indices = [chunk.indices[p] for p in positions]
-                chunk.items = items
-                chunk.payload = dumps(items)
-                chunk.done = 0
-            job.pending.appendleft(chunk)
-            return
-        pieces = []
-        start = 0
-        for size in sizes:
-            part = positions[start : start + size]
-            start += size
-            items = [chunk.items[p] for p in part]
-            piece = Chunk(job, chunk.fn, [chunk.indices[p] for p in part], items, dumps(items))
-            piece.innocent = chunk.innocent
-            pieces.append(piece)
-        job.pending.extendleft(reversed(pieces))
-
-    def _isolate(self, chunk: Chunk, positions: list[int]) -> None:
-        """Queue each position of ``chunk`` alone, at the front, to find which one is at fault."""
-        if chunk.job.closed:
-            return
-        for p in reversed(positions):
-            chunk.job.pending.appendleft(chunk.single(p))
+            chunk.fail(NotPicklable(f"{what_item} ({describe(chunk.items[0])})", reason))
 
     # ------------------------------------------------------------------ deaths and timeouts
 
@@ -520,7 +435,7 @@ class Manager:
                 futures = chunk.futures
                 done = {p for p in range(len(chunk.indices))
                         if futures is not None and futures[chunk.indices[p]].done()}
-                self._requeue(chunk, done)
+                chunk.requeue(done)
             w.inflight.clear()
             return
         self.deaths += 1
@@ -539,15 +454,15 @@ class Manager:
                 if len(suspects) == 1:
                     self._blame(w, chunk, suspects[0], pid, exitcode)
                 elif suspects:
-                    self._isolate(chunk, suspects)
-                self._requeue(chunk, set(suspects))
+                    chunk.isolate(suspects)
+                chunk.requeue(set(suspects))
             else:
                 chunk.innocent += 1
                 left = list(range(chunk.done, len(chunk.items)))
                 if chunk.innocent < INNOCENT_DEATHS:
-                    self._requeue(chunk)
+                    chunk.requeue()
                 elif len(left) > 1:
-                    self._isolate(chunk, left)
+                    chunk.isolate(left)
                 elif left:
                     self._blame(w, chunk, left[0], pid, exitcode)
         w.inflight.clear()
@@ -557,12 +472,12 @@ class Manager:
         job = chunk.job
         job.fn_deaths += 1
         if chunk.futures is None and job.fn_deaths < FN_DEATHS:
-            self._requeue(chunk)
+            chunk.requeue()
             return
         error = WorkerDied(None, pid, exitcode)
         if chunk.futures is None:
             job.fatal = error
-        self._fail_chunk(chunk, error)
+        chunk.fail(error)
 
     def _blame(self, w: Worker, chunk: Chunk, pos: int, pid: int | None, exitcode: int | None) -> None:
         """Fail the item at ``pos``: its worker died (or was killed for overrunning its timeout)."""
@@ -572,7 +487,7 @@ class Manager:
             error = TaskTimeout(index, w.kill_reason[2], pid)
         else:
             error = WorkerDied(index, pid, exitcode)
-        self._deliver(chunk, [(chunk.indices[pos], [Failure(chunk.indices[pos], chunk.items[pos],
+        chunk.deliver([(chunk.indices[pos], [Failure(chunk.indices[pos], chunk.items[pos],
                                                             error)], 1)])
 
     def _watch(self) -> None:

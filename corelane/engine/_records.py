@@ -1,4 +1,5 @@
-"""The records the manager keeps: functions, chunks, jobs, workers; and the two guards every
+"""The records the manager keeps: functions, chunks (with what becomes of their items: delivered,
+failed, requeued, isolated, batched), jobs, workers; and the two guards every
 hand-off of a user's object goes through (``fresh`` for errors raised again, ``settle`` for
 Futures whose done-callbacks run on the manager's thread).
 
@@ -98,6 +99,79 @@ class Chunk:
         one.precise = True
         return one
 
+    def claim(self) -> bool:
+        """Mark a fresh submit's Future running (False: it was cancelled; a requeued one runs)."""
+        assert self.futures is not None
+        if len(self.futures) != 1:
+            return True
+        (future,) = self.futures.values()
+        if future.done():  # cancelled by force while it waited in the queue
+            return False
+        return future.running() or future.set_running_or_notify_cancel()
+
+    def deliver(self, runs: list[Run]) -> None:
+        """Results of this chunk: to its run's consumer, or into its submits' Futures."""
+        futures = self.futures
+        if futures is None:
+            self.job.deliver(runs)
+            return
+        for first, values, _ in runs:
+            for index, value in enumerate(values, first):
+                if isinstance(value, Failure):
+                    settle(futures[index], error=value.raised())
+                else:
+                    settle(futures[index], value)
+
+    def fail(self, error: BaseException) -> None:
+        """Every unfinished item fails with (a copy of) ``error``."""
+        if self.futures is not None:
+            for index in self.indices[self.done:]:
+                settle(self.futures[index], error=fresh(error))
+            return
+        runs = [(i, [Failure(i, item, fresh(error))], 1)
+                for i, item in zip(self.indices[self.done:], self.items[self.done:], strict=True)]
+        self.job.deliver(runs)
+
+    def requeue(self, skip: set[int] | None = None, recut: bool = False) -> None:
+        """Put the unfinished items (all but positions ``skip``) back at the queue's front;
+        ``recut``: in pieces sized from the job's estimate as it is now (the chunk came back over
+        its time budget, so the estimate it was cut from was wrong)."""
+        job = self.job
+        if job.closed:
+            return
+        positions = [p for p in range(self.done, len(self.indices)) if not skip or p not in skip]
+        if not positions:
+            return
+        sizes = [len(positions)]
+        if recut and self.futures is None and not self.precise:
+            sizes = job.chunker.recut(len(positions))
+        if len(sizes) == 1:
+            if len(positions) != len(self.indices):
+                items = [self.items[p] for p in positions]
+                self.indices = [self.indices[p] for p in positions]
+                self.items = items
+                self.payload = dumps(items)
+                self.done = 0
+            job.pending.appendleft(self)
+            return
+        pieces = []
+        start = 0
+        for size in sizes:
+            part = positions[start : start + size]
+            start += size
+            items = [self.items[p] for p in part]
+            piece = Chunk(job, self.fn, [self.indices[p] for p in part], items, dumps(items))
+            piece.innocent = self.innocent
+            pieces.append(piece)
+        job.pending.extendleft(reversed(pieces))
+
+    def isolate(self, positions: list[int]) -> None:
+        """Queue each of ``positions`` alone, at the front, to find which one is at fault."""
+        if self.job.closed:
+            return
+        for p in reversed(positions):
+            self.job.pending.appendleft(self.single(p))
+
     def runs(self, first: int, values: list[Any], failures: dict[int, Any],
              skip: set[int] | None = None) -> list[Run]:
         """Results for positions ``first..`` as runs of consecutive input indices."""
@@ -192,6 +266,23 @@ class Job:
             self.deliver(failures)
             if chunk is not None:
                 return chunk
+
+    def batch(self, chunk: Chunk, limit: int) -> Chunk:
+        """``chunk`` (a submit) and up to ``limit - 1`` calls of the same function queued behind
+        it, as one chunk; each call keeps its own Future (the shared submit job only)."""
+        taken = [chunk]
+        while self.pending and len(taken) < limit:
+            nxt = self.pending[0]
+            if nxt.fn is not chunk.fn or nxt.precise or len(nxt.items) != 1:
+                break
+            self.pending.popleft()
+            if nxt.claim():
+                taken.append(nxt)
+        if len(taken) == 1:
+            return chunk
+        items = [c.items[0] for c in taken]
+        futures = {i: next(iter(c.futures.values())) for i, c in enumerate(taken)}  # type: ignore[union-attr]
+        return Chunk(self, chunk.fn, list(range(len(items))), items, dumps(items), futures)
 
     def deliver(self, runs: list[Run]) -> None:
         """Queue ``runs`` for the consumer; the manager flushes them once per pass, so a burst

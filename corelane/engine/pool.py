@@ -23,7 +23,6 @@ import itertools
 import queue
 import threading
 import time
-import traceback
 import types
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -32,13 +31,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from corelane.engine import _startmethod
+from corelane.engine._inline import inline_runs, inline_submit
 from corelane.engine._manager import Manager
 from corelane.engine._protocol import Mode
 from corelane.engine._records import Chunk, Fn, Job, Run, cut_chunk, fresh
 from corelane.engine._serialize import describe, dumps
 from corelane.engine._workers import JOIN_TIMEOUT
 from corelane.engine.chunking import Chunker
-from corelane.engine.results import Errors, Failure, InTurn, Style
+from corelane.engine.results import Errors, InTurn, Style
 from corelane.engine.worker import Limits
 from corelane.errors import Cancelled, Closed
 from corelane.progress import Reporter, Sink, make_sink
@@ -132,7 +132,8 @@ class Pool(Executor):
         self._shutdown = False
         self._manager: Manager | None = None
         if workers == 0:
-            self._inline_init(initializer, initargs)
+            if initializer is not None:  # workers=0: everything runs here, for debugging
+                initializer(*initargs)
             return
         ctx = _startmethod.get_context(self.start_method)
         init = dumps(initializer, "the initializer") if initializer else None
@@ -162,7 +163,7 @@ class Pool(Executor):
         """
         self._check_open()
         if self._manager is None:
-            return self._inline_submit(fn, args, kwargs)
+            return inline_submit(fn, args, kwargs)
         fn_rec = _fn(fn)
         item = (args, kwargs)
         payload = dumps([item], f"the arguments of {describe(fn)}")
@@ -388,7 +389,7 @@ class Pool(Executor):
             total = None
         reporter = Reporter(make_sink(progress), total)
         if self._manager is None:
-            inline = self._inline_runs(fn, iterable, mode)
+            inline = inline_runs(fn, iterable, mode)
             return self._consume(None, inline, ordered, errors, style, reporter, deadline, owned)
         source = (iterable if isinstance(iterable, list) else list(iterable)) if eager else None
         chunker.total = len(source) if source is not None else total
@@ -507,43 +508,6 @@ class Pool(Executor):
                     self.shutdown(wait=False)  # workers exit in the background
                 else:
                     self.terminate()
-
-    # ------------------------------------------------------------------ inline (workers=0)
-
-    def _inline_init(self, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
-        if initializer is not None:
-            initializer(*initargs)
-
-    def _inline_submit(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                       kwargs: dict[str, Any]) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_running_or_notify_cancel()
-        failure = _inline_call(fn, (args, kwargs), 0, Mode.KWARGS)
-        if isinstance(failure, Failure):
-            future.set_exception(failure.raised())
-        else:
-            future.set_result(failure)
-        return future
-
-    def _inline_runs(self, fn: Callable[..., Any], iterable: Iterable[Any],
-                     mode: Mode) -> Iterator[Run]:
-        for index, item in enumerate(iterable):
-            value = _inline_call(fn, item, index, mode)
-            yield (index, [value], int(isinstance(value, Failure)))
-
-
-def _inline_call(fn: Callable[..., Any], item: Any, index: int, mode: Mode) -> Any:
-    """Call ``fn`` as a worker would; a failure (SystemExit included) becomes a Failure."""
-    try:
-        if mode == Mode.KWARGS:
-            return fn(*item[0], **item[1])
-        if mode == Mode.STAR:
-            return fn(*item)
-        return fn(item)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # noqa: BLE001 - as in a worker: the item's failure
-        return Failure(index, item, exc, "".join(traceback.format_exception(exc)))
 
 
 class _Results(itertools.chain[Any]):
