@@ -29,7 +29,12 @@ import corelane  # noqa: E402
 from benchmarks._report import OUT, interleaved, machine, table, write_section  # noqa: E402
 
 WORKERS = os.cpu_count() or 2
-CTX = mp.get_context("fork")  # the peers' fastest start method on Linux; corelane's default here
+CTX = mp.get_context("fork")  # the peers' fastest start method on Linux
+# corelane is pinned to it too: its default is fork only while no other thread runs, and from
+# the first joblib row on, loky's threads stay alive in this process (corelane would then take
+# the forkserver, whose workers import this module afresh at every cold call). Its forkserver
+# cost is a row of its own in W1.
+FORK = "fork"
 
 
 # ---------------------------------------------------------------- workloads
@@ -130,8 +135,8 @@ def run_mpire(fn: Callable[[Any], Any], items: list[Any]) -> Any:
         return pool.map(fn, items, progress_bar=False)
 
 
-def run_corelane(fn: Callable[[Any], Any], items: list[Any]) -> Any:
-    return corelane.map(fn, items, workers=WORKERS)
+def run_corelane(fn: Callable[[Any], Any], items: list[Any], start_method: str = FORK) -> Any:
+    return corelane.map(fn, items, workers=WORKERS, start_method=start_method)
 
 
 def tuned_chunks(n: int) -> int:
@@ -161,6 +166,7 @@ HEAD = ["row", "median s", "speedup vs serial", "ratio to ceiling", "note"]
 
 
 SCALED = " (on 1/10, scaled)"
+FORKSERVER_ROW = "corelane.map (forkserver)"
 
 
 def _timed(fns: dict[str, Callable[[], object]], rounds: int) -> tuple[float, float, list[tuple[str, float]]]:
@@ -185,6 +191,7 @@ def bench_w1(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
         "serial small": lambda: list(map(is_prime, small)),
         "ceiling": lambda: ceiling(is_prime, balanced_blocks(numbers, WORKERS)),
         "corelane.map": lambda: run_corelane(is_prime, numbers),
+        FORKSERVER_ROW: lambda: run_corelane(is_prime, numbers, "forkserver"),
         "multiprocessing.Pool.map (default chunks)": lambda: run_pool_map(is_prime, numbers),
         "Pool.map, tutorial chunks len//(workers*4)":
             lambda: run_pool_map(is_prime, numbers, tuned_chunks(count)),
@@ -196,14 +203,15 @@ def bench_w1(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
         "ProcessPoolExecutor.map chunksize=1" + SCALED: lambda: run_ppe(is_prime, small, 1),
     }, rounds)
     text = f"### W1 — prime test of {count:,} numbers from 10,000,000 (the tutorial's example)\n\n"
-    text += table(HEAD, speed_rows(serial, ceil, rows, {}))
+    note = {FORKSERVER_ROW: "corelane's default while other threads run (a notebook, a server)"}
+    text += table(HEAD, speed_rows(serial, ceil, rows, note))
     return text, {name: serial / s for name, s in rows} | {"ceiling": serial / ceil}
 
 
 def bench_w2(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
     n = 200_000
     items = list(range(n))
-    warm_corelane = corelane.Pool(WORKERS)
+    warm_corelane = corelane.Pool(WORKERS, start_method=FORK)
     warm_pool = CTX.Pool(WORKERS)
     try:
         list(warm_corelane.map(square, range(100)))
@@ -297,7 +305,7 @@ def bench_kill(repeats: int) -> str:
     import tempfile
 
     latencies, complete = [], 0
-    with tempfile.TemporaryDirectory() as tmp, corelane.Pool(WORKERS) as pool:
+    with tempfile.TemporaryDirectory() as tmp, corelane.Pool(WORKERS, start_method=FORK) as pool:
         stamp = str(Path(tmp, "killed-at"))
         items = [(i, 7, stamp) for i in range(20)]
         for _ in range(repeats):
@@ -357,7 +365,8 @@ def main() -> None:
     args = parser.parse_args()
     repeat = 1 if args.quick else args.rounds
     results: dict[str, dict[str, float]] = {}
-    parts = [f"## Engine (W1-W3)\n\nMachine: {machine()}; {WORKERS} workers; fork start method; "
+    parts = [f"## Engine (W1-W3)\n\nMachine: {machine()}; {WORKERS} workers; fork start method for "
+             f"every pool, corelane's too (one W1 row shows corelane under the forkserver); "
              f"medians of {repeat} interleaved rounds (every row, the serial one too, once per round) "
              f"in one session, {time.strftime('%Y-%m-%d')}.\n"]
     for key, fn in (("W1", bench_w1), ("W2", bench_w2), ("W3", bench_w3)):
