@@ -95,7 +95,7 @@ class Chunker:
                 k = max(1, min(w, int(work / SPLIT_SECONDS)))
             self._last_seconds = work / min(k, w * TAIL_CHUNKS_PER_WORKER)
         size = max(1, round(self._last_seconds / per_item))
-        return left if left < size * 1.25 else size  # no sliver left over for one more trip
+        return _no_sliver(left, size)
 
     def budget(self, n_items: int) -> float:
         """Seconds after which a worker hands back the unstarted rest of a chunk of ``n_items``
@@ -121,7 +121,7 @@ class Chunker:
         sizes: list[int] = []
         left = n_items
         while left > 0:
-            size = left if left < piece * 1.25 else piece
+            size = _no_sliver(left, piece)
             sizes.append(size)
             left -= size
         return sizes
@@ -138,3 +138,8 @@ class Chunker:
         if chunk_seconds >= PREFETCH_BELOW_SECONDS:
             return 1
         return 3 if chunk_seconds < DEEP_PREFETCH_BELOW_SECONDS else 2
+
+
+def _no_sliver(left: int, size: int) -> int:
+    """``size``, or all of ``left`` when cutting ``size`` would leave a sliver for one more trip."""
+    return left if left < size * 1.25 else size
