@@ -21,7 +21,7 @@ SHM_DIR = "/dev/shm"
 
 def _shm_segments() -> set[str]:
     try:
-        return {n for n in os.listdir(SHM_DIR) if n.startswith(("psm_", "corelane", "wnsm_"))}
+        return {n for n in os.listdir(SHM_DIR) if n.startswith(("psm_", "corelane", "wnsm_", "sem.mp-"))}
     except FileNotFoundError:
         return set()
 
