@@ -43,16 +43,31 @@ def median_time(fn: Callable[[], object], repeat: int = 3) -> float:
     return statistics.median(times)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 5) -> dict[str, float]:
-    """Median wall time of each ``fn()`` over ``rounds`` rounds, the rows taking turns in each
-    round (so a noisy minute on a shared machine hits every row, not one)."""
+def interleaved_samples(fns: dict[str, Callable[[], object]], rounds: int = 5) -> dict[str, list[float]]:
+    """Wall time of each ``fn()`` in each of ``rounds`` rounds, the rows taking turns in each
+    round (so a noisy minute on a shared machine hits every row, not one); every other round
+    runs them in reverse order, so no row always follows the same neighbour."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
+    for k in range(rounds):
+        order = list(fns.items())
+        for name, fn in order if k % 2 == 0 else reversed(order):
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
+
+
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 5) -> dict[str, float]:
+    """Median wall time of each ``fn()`` over ``rounds`` interleaved rounds."""
+    return {name: statistics.median(ts) for name, ts in interleaved_samples(fns, rounds).items()}
+
+
+def paired_ratio(base: list[float], other: list[float]) -> str:
+    """``base / other`` round by round (both ran in the same round, so a noisy minute cancels
+    out): the median and the range, as text."""
+    ratios = sorted(b / o for b, o in zip(base, other, strict=True))
+    return (f"{statistics.median(ratios):.3f}x (range {ratios[0]:.3f}-{ratios[-1]:.3f}, "
+            f"{sum(r >= 1 for r in ratios)} of {len(ratios)} rounds >= 1)")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -26,7 +26,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import corelane  # noqa: E402
-from benchmarks._report import OUT, interleaved, machine, table, write_section  # noqa: E402
+from benchmarks._report import (  # noqa: E402
+    OUT,
+    interleaved,
+    interleaved_samples,
+    machine,
+    paired_ratio,
+    table,
+    write_section,
+)  # noqa: E402
 
 WORKERS = os.cpu_count() or 2
 CTX = mp.get_context("fork")  # the peers' fastest start method on Linux
@@ -169,9 +177,13 @@ SCALED = " (on 1/10, scaled)"
 FORKSERVER_ROW = "corelane.map (forkserver)"
 
 
-def _timed(fns: dict[str, Callable[[], object]], rounds: int) -> tuple[float, float, list[tuple[str, float]]]:
-    """Interleaved medians; returns (serial, ceiling, rows), rows on a tenth scaled back up."""
-    got = interleaved(fns, rounds)
+def _timed(
+    fns: dict[str, Callable[[], object]], rounds: int
+) -> tuple[float, float, list[tuple[str, float]], dict[str, list[float]]]:
+    """Interleaved medians; returns (serial, ceiling, rows, samples), rows on a tenth scaled
+    back up, samples the raw times of every round."""
+    samples = interleaved_samples(fns, rounds)
+    got = {name: statistics.median(ts) for name, ts in samples.items()}
     serial, ceil = got.pop("serial"), got.pop("ceiling")
     serial_small = got.pop("serial small", None)
     rows = []
@@ -179,14 +191,14 @@ def _timed(fns: dict[str, Callable[[], object]], rounds: int) -> tuple[float, fl
         if name.endswith(SCALED) and serial_small:
             seconds *= serial / serial_small
         rows.append((name, seconds))
-    return serial, ceil, rows
+    return serial, ceil, rows, samples
 
 
 def bench_w1(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
     count = 70_000 if quick else 700_000
     numbers = list(range(10_000_000, 10_000_000 + count))
     small = numbers[: count // 10]  # the very slow peers run on a tenth, scaled back up
-    serial, ceil, rows = _timed({
+    serial, ceil, rows, samples = _timed({
         "serial": lambda: list(map(is_prime, numbers)),
         "serial small": lambda: list(map(is_prime, small)),
         "ceiling": lambda: ceiling(is_prime, balanced_blocks(numbers, WORKERS)),
@@ -205,6 +217,9 @@ def bench_w1(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
     text = f"### W1 — prime test of {count:,} numbers from 10,000,000 (the tutorial's example)\n\n"
     note = {FORKSERVER_ROW: "corelane's default while other threads run (a notebook, a server)"}
     text += table(HEAD, speed_rows(serial, ceil, rows, note))
+    pool = samples["multiprocessing.Pool.map (default chunks)"]
+    text += ("\n\ncorelane.map against Pool.map round by round (Pool's time / corelane's, both "
+             f"from the same round): {paired_ratio(pool, samples['corelane.map'])}.")
     return text, {name: serial / s for name, s in rows} | {"ceiling": serial / ceil}
 
 
@@ -244,7 +259,7 @@ def bench_w2(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
 
 def bench_w3(quick: bool, rounds: int) -> tuple[str, dict[str, float]]:
     costs = w3_costs()
-    serial, ceil, rows = _timed({
+    serial, ceil, rows, _ = _timed({
         "serial": lambda: list(map(heavy_tailed, costs)),
         "ceiling": lambda: ceiling(heavy_tailed, longest_first_blocks(costs, WORKERS)),
         "corelane.map": lambda: run_corelane(heavy_tailed, costs),
