@@ -84,7 +84,8 @@ class Manager:
     """Owns the workers, the jobs and the thread that connects them."""
 
     def __init__(self, workers: int, ctx: Any, start_method: str, init: bytes | None,
-                 initargs: bytes | None, log_forwarder: Any, limits: Limits | None = None) -> None:
+                 initargs: bytes | None, log_forwarder: Any, limits: Limits | None = None,
+                 start: bool = True) -> None:
         self.workers = workers
         self._limits = limits
         self.start_method = start_method
@@ -117,6 +118,17 @@ class Manager:
         self.retired = 0  # statistics: workers replaced at their task or memory limit
         self.thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
         self.thread._corelane = True  # type: ignore[attr-defined]
+        self._started = False
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the thread, once. A pool made for one run starts it after the run is
+        registered, so the first worker forked gets its chunks before the next is forked."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
         self.thread.start()
 
     # ------------------------------------------------------------------ caller side
@@ -168,6 +180,7 @@ class Manager:
         """Take no more work; finish what was submitted (and eager runs), then stop. An open
         lazy run is cancelled: it only advances while someone consumes it."""
         self.closing = True
+        self.start()  # a pool closed before its run was registered still stops its thread
         with self._lock:
             lazy = [job for job in self._jobs.values() if job.source is None and not job.shared]
         for job in lazy:
@@ -185,9 +198,9 @@ class Manager:
     def _run(self) -> None:
         try:
             while True:
-                self._spawn_missing()
                 if self.cancel_futures:
                     self._cancel_pending()
+                self._spawn_missing()
                 self._dispatch()
                 if self.terminating or self.broken or (self.closing and self._all_idle()):
                     break
@@ -239,10 +252,14 @@ class Manager:
     def _spawn_missing(self) -> None:
         # Closing still replaces a dead worker while submitted work is left: close() promises
         # to finish it, and with no worker to run it, it would wait for ever.
-        if self.broken is not None or (self.closing and self._all_idle()):
+        if self.broken is not None or self.terminating or (self.closing and self._all_idle()):
             return
         while len(self._pool) < self.workers:
             self._spawn_one()
+            # Its first chunks now, not once every worker is forked and has said it is ready:
+            # they wait in its pipe while it starts (a fork costs a few ms, a spawn ~100), so
+            # the first worker runs while the next is forked.
+            self._dispatch()
 
     def _spawn_one(self) -> None:
         self._pool.append(start_worker(self._ctx, self.start_method, self._init, self._initargs,
@@ -287,7 +304,7 @@ class Manager:
         # First one chunk to every idle worker, then more ahead where chunks are short.
         for depth in (0, 1, 2):
             for w in self._pool:
-                if not w.ready or w.kill_reason or w.retiring or len(w.inflight) != depth:
+                if w.kill_reason or w.retiring or len(w.inflight) != depth:
                     continue
                 if depth and w.inflight[0].job.chunker.prefetch() <= depth:
                     continue
@@ -356,28 +373,7 @@ class Manager:
         job = chunk.job
         if job.id != job_id:
             raise InternalError(f"results for job {job_id} while job {job.id} was expected")
-        failures: dict[int, Any] = {}
-        if texts:
-            try:
-                excs = loads(fail_bytes)
-            except BaseException as exc:  # noqa: BLE001 - e.g. a class only the worker imports
-                why = f"(the parent could not unpickle it: {type(exc).__name__})"
-                excs = {pos: RuntimeError(f"{text.strip().splitlines()[-1]} {why}")
-                        for pos, text in texts.items()}
-            failures = {pos: (excs[pos], texts[pos]) for pos in texts}
-        skip: set[int] = set()
-        try:
-            values = loads(blob)
-        except BaseException as exc:  # noqa: BLE001 - one unreadable result fails only its item
-            values = [None] * n
-            lost = [p for p in range(first, first + n) if p not in failures]
-            if len(lost) == 1:
-                what = f"the result of item {chunk.indices[lost[0]]}"
-                reason = f"the parent could not unpickle it: {type(exc).__name__}: {exc}"
-                failures[lost[0]] = (NotPicklable(what, reason), "")
-            else:  # which one? each runs again alone
-                skip = set(lost)
-                chunk.isolate(lost)
+        values, failures, skip = chunk.unpack(first, n, blob, texts, fail_bytes)
         chunk.done = first + n
         chunk.deliver(chunk.runs(first, values, failures, skip))
         if final:
@@ -420,8 +416,11 @@ class Manager:
         self._pool.remove(w)
         close_conn(w.conn)
         if not w.ready:
-            if self.broken is None and not self.terminating:  # closing too: see _spawn_missing
-                self._startup_failures += 1
+            # It died before reading any work (a worker reads its pipe only after READY, which
+            # the drain above would have seen): what it was sent goes back, blamed on nobody.
+            w.hand_back()
+            if w.kill_reason is None and self.broken is None and not self.terminating:
+                self._startup_failures += 1  # closing too: see _spawn_missing
                 if self._startup_failures >= STARTUP_FAILURES:
                     self._fail_pool(Broken(
                         f"workers exit during start-up (last exit code {exitcode}); "
@@ -430,13 +429,7 @@ class Manager:
         if w.retiring or (w.kill_reason and w.kill_reason[0] == "force"):
             # A planned exit, or a kill for a cancelled future (already settled): everything
             # else it held goes back, blamed on nobody.
-            for chunk in w.inflight:
-                chunk.job.inflight -= 1
-                futures = chunk.futures
-                done = {p for p in range(len(chunk.indices))
-                        if futures is not None and futures[chunk.indices[p]].done()}
-                chunk.requeue(done)
-            w.inflight.clear()
+            w.hand_back()
             return
         self.deaths += 1
         seq, stage = w.mv[SLOT_SEQ], w.mv[SLOT_STAGE]

@@ -18,7 +18,7 @@ from concurrent.futures import Future, InvalidStateError
 from typing import Any
 
 from corelane.engine._protocol import Mode
-from corelane.engine._serialize import describe, dumps
+from corelane.engine._serialize import describe, dumps, loads
 from corelane.engine.chunking import Chunker
 from corelane.engine.results import Failure, Run
 from corelane.errors import NotPicklable
@@ -172,6 +172,35 @@ class Chunk:
         for p in reversed(positions):
             self.job.pending.appendleft(self.single(p))
 
+    def unpack(self, first: int, n: int, blob: bytes, texts: dict[int, str] | None,
+               fail_bytes: bytes) -> tuple[list[Any], dict[int, Any], set[int]]:
+        """A results message for positions ``first..first+n`` as (values, failures by position,
+        positions to skip). What the parent cannot unpickle fails only its own item: one
+        unreadable result is a NotPicklable failure, several each run again alone."""
+        failures: dict[int, Any] = {}
+        if texts:
+            try:
+                excs = loads(fail_bytes)
+            except BaseException as exc:  # noqa: BLE001 - e.g. a class only the worker imports
+                why = f"(the parent could not unpickle it: {type(exc).__name__})"
+                excs = {pos: RuntimeError(f"{text.strip().splitlines()[-1]} {why}")
+                        for pos, text in texts.items()}
+            failures = {pos: (excs[pos], texts[pos]) for pos in texts}
+        skip: set[int] = set()
+        try:
+            values = loads(blob)
+        except BaseException as exc:  # noqa: BLE001 - one unreadable result fails only its item
+            values = [None] * n
+            lost = [p for p in range(first, first + n) if p not in failures]
+            if len(lost) == 1:
+                what = f"the result of item {self.indices[lost[0]]}"
+                reason = f"the parent could not unpickle it: {type(exc).__name__}: {exc}"
+                failures[lost[0]] = (NotPicklable(what, reason), "")
+            else:  # which one? each runs again alone
+                skip = set(lost)
+                self.isolate(lost)
+        return values, failures, skip
+
     def runs(self, first: int, values: list[Any], failures: dict[int, Any],
              skip: set[int] | None = None) -> list[Run]:
         """Results for positions ``first..`` as runs of consecutive input indices."""
@@ -324,3 +353,14 @@ class Worker:
         self.cancel_seen = 0.0  # when the parent first saw the running job cancelled
         self.seq = 0
         self.retiring = False  # at its task or memory limit: it exits after its last results
+
+    def hand_back(self) -> None:
+        """Requeue every chunk this worker held, in its order, blamed on nobody (futures
+        already settled stay so): it exited as planned, or before it read any work."""
+        for chunk in reversed(self.inflight):  # each goes back to the queue's front
+            chunk.job.inflight -= 1
+            futures = chunk.futures
+            done = {p for p in range(len(chunk.indices))
+                    if futures is not None and futures[chunk.indices[p]].done()}
+            chunk.requeue(done)
+        self.inflight.clear()

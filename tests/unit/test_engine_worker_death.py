@@ -15,6 +15,7 @@ import corelane
 from corelane import Failure, WorkerDied
 from tests.engine_tasks import (
     exit_on,
+    init_dies_once,
     pid_of,
     segfault_on,
     sigkill_on,
@@ -90,3 +91,28 @@ def test_a_death_while_the_pool_closes_still_runs_the_queued_work(start_method: 
     finally:
         if closer.is_alive():
             pool.terminate()
+
+
+def test_work_sent_to_a_worker_that_dies_starting_runs_on_its_successor(
+    start_method: str, tmp_path: Any
+) -> None:
+    # A worker is sent its first chunks as soon as it is started, before it says it is ready.
+    # One that dies starting has read none of them: every one goes back, blamed on nobody, and
+    # runs on the worker that replaces it (with one worker, the dead one held the whole input).
+    marker = tmp_path / "died"
+    out = corelane.map(square, range(300), workers=1, start_method=start_method, errors="return",
+                       initializer=init_dies_once, initargs=(str(marker),))
+    assert marker.exists(), "the first worker did not run its initializer"
+    assert out == [x * x for x in range(300)]
+
+
+def test_a_submit_sent_to_a_worker_that_dies_starting_still_runs(
+    start_method: str, tmp_path: Any
+) -> None:
+    marker = tmp_path / "died"
+    with corelane.Pool(1, start_method=start_method, initializer=init_dies_once,
+                       initargs=(str(marker),)) as pool:
+        futures = [pool.submit(square, x) for x in range(5)]
+        assert [f.result(timeout=30) for f in futures] == [0, 1, 4, 9, 16]
+        assert list(pool.map(square, range(50))) == [x * x for x in range(50)]
+    assert marker.exists()
