@@ -89,6 +89,14 @@ def init_dies_once(marker: str) -> None:
     os._exit(7)
 
 
+def init_later_ones_sleep(marker: str, seconds: float) -> None:
+    """The first worker to start is ready at once; every one after it sleeps ``seconds`` first."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        time.sleep(seconds)
+
+
 def init_raises() -> None:
     raise OSError("model file missing")
 

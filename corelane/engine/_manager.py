@@ -78,6 +78,9 @@ STARTUP_FAILURES = 3  # workers dying before they are ready, in a row, before th
 INNOCENT_DEATHS = 3  # deaths no stage pins on a chunk before its items are run one by one
 FN_DEATHS = 2  # deaths while loading a run's function before the whole run fails
 SUBMIT_BATCH = 64  # most submits sent as one chunk when a backlog builds (each keeps its Future)
+EARLY_BYTES = 64 << 10  # most sent to a worker not yet ready: nobody reads its socket yet (a
+#                         default buffer holds ~200 KiB), and a send that blocked would hold
+#                         this thread until that worker's initializer is done, however long
 
 
 class Manager:
@@ -265,7 +268,7 @@ class Manager:
         self._pool.append(start_worker(self._ctx, self.start_method, self._init, self._initargs,
                                        self.log_forwarder, self._limits, len(self._pool)))
 
-    def _next_chunk(self) -> Chunk | None:
+    def _next_chunk(self, batch: bool = True) -> Chunk | None:
         with self._lock:
             order = list(self._rr)
             self._rr.rotate(-1)
@@ -279,7 +282,7 @@ class Manager:
                 if job.fatal is not None:
                     chunk.fail(job.fatal)
                     continue
-                if job.shared and len(job.pending) > self.workers:
+                if batch and job.shared and len(job.pending) > self.workers:
                     chunk = self._batch(chunk)
                 return chunk
         return None
@@ -306,11 +309,15 @@ class Manager:
             for w in self._pool:
                 if w.kill_reason or w.retiring or len(w.inflight) != depth:
                     continue
-                if depth and w.inflight[0].job.chunker.prefetch() <= depth:
-                    continue
-                chunk = self._next_chunk()
+                if depth and (not w.ready or w.inflight[0].job.chunker.prefetch() <= depth):
+                    continue  # one chunk at most waits for a worker that is starting
+                chunk = self._next_chunk(batch=w.ready)  # (one chunk: it can go back whole)
                 if chunk is None:
                     return
+                fn_bytes = 0 if chunk.fn.id in w.fn_ids else len(chunk.fn.data)
+                if not w.ready and len(chunk.payload) + fn_bytes > EARLY_BYTES:
+                    chunk.job.pending.appendleft(chunk)  # for a worker that reads already
+                    continue
                 self._send_chunk(w, chunk)
 
     def _send_chunk(self, w: Worker, chunk: Chunk) -> None:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
 import corelane
 from corelane import Failure, InitializerError, NotPicklable
-from tests.engine_tasks import init_raises, init_state, read_state, return_generator, square
+from tests.engine_tasks import (
+    init_later_ones_sleep,
+    init_raises,
+    init_state,
+    read_state,
+    return_generator,
+    square,
+)
 
 
 def test_initializer_fills_worker_state_once_per_worker(start_method: str) -> None:
@@ -17,6 +25,18 @@ def test_initializer_fills_worker_state_once_per_worker(start_method: str) -> No
         out = list(pool.map(read_state, range(40), chunksize=1))
     assert {model for model, _ in out} == {"resnet"}
     assert {loads for _, loads in out} == {1}  # loaded once per worker, not per task
+
+
+def test_a_worker_slow_to_start_does_not_hold_up_the_others(start_method: str, tmp_path: Any) -> None:
+    # A starting worker is sent its first chunk before it is ready, but only a small one: nobody
+    # reads its socket yet, and a send bigger than the socket holds would keep the manager thread
+    # waiting for that worker's initializer (30 s here) while the ready worker starved.
+    items = [bytes(512 << 10) for _ in range(64)]  # the first chunks: 32 items, 16 MiB each
+    started = time.monotonic()
+    out = corelane.map(len, items, workers=2, start_method=start_method,
+                       initializer=init_later_ones_sleep, initargs=(str(tmp_path / "first"), 30.0))
+    assert out == [512 << 10] * 64
+    assert time.monotonic() - started < 15, "the run waited for the slow worker's initializer"
 
 
 def test_initializer_that_raises_fails_fast_without_respawn_loop(start_method: str) -> None:
