@@ -494,7 +494,7 @@ class Manager:
         """Enforce timeouts and cancellations on what the workers are running now."""
         now = time.monotonic()
         for w in self._pool:
-            if not w.inflight or w.kill_reason:
+            if not w.inflight or w.kill_reason or not w.ready:  # (starting: it runs nothing yet)
                 continue
             job = w.inflight[0].job
             if job.closed:

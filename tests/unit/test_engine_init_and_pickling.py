@@ -14,6 +14,7 @@ from tests.engine_tasks import (
     init_later_ones_sleep,
     init_raises,
     init_state,
+    pid_of,
     read_state,
     return_generator,
     square,
@@ -37,6 +38,27 @@ def test_a_worker_slow_to_start_does_not_hold_up_the_others(start_method: str, t
                        initializer=init_later_ones_sleep, initargs=(str(tmp_path / "first"), 30.0))
     assert out == [512 << 10] * 64
     assert time.monotonic() - started < 15, "the run waited for the slow worker's initializer"
+
+
+def test_a_run_abandoned_while_its_worker_starts_does_not_restart_the_worker(
+    start_method: str, tmp_path: Any
+) -> None:
+    # The starting worker already holds the run's first chunk. Abandoning the run (here at its
+    # deadline) must not kill it as a worker that ignores a cancel: it has run nothing yet, and
+    # a replacement would start again, initializer and all.
+    marker = tmp_path / "first"
+    marker.touch()  # so every worker's initializer sleeps
+    with corelane.Pool(1, start_method=start_method, initializer=init_later_ones_sleep,
+                       initargs=(str(marker), 1.5)) as pool:
+        deadline = time.monotonic() + 10
+        while not pool.pids and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (first,) = pool.pids
+        runs = pool.map(square, range(100), timeout=0.2)  # abandoned at its deadline
+        with pytest.raises(TimeoutError):
+            next(runs)
+        time.sleep(0.8)  # past the grace a cancelled chunk gets before its worker is killed
+        assert list(pool.map(pid_of, [0])) == [first], "the starting worker was replaced"
 
 
 def test_initializer_that_raises_fails_fast_without_respawn_loop(start_method: str) -> None:
