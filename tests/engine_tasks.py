@@ -79,21 +79,24 @@ def read_state(_: Any) -> tuple[str, int]:
     return state["model"], state["loads"]
 
 
+def _first_to_start(marker: str) -> bool:
+    """True in the first worker to get here (it creates ``marker``), False in every later one."""
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
+
+
 def init_dies_once(marker: str) -> None:
     """The first worker to start exits before it is ready; the ones after it start normally."""
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(7)
+    if _first_to_start(marker):
+        os._exit(7)
 
 
 def init_later_ones_sleep(marker: str, seconds: float) -> None:
     """The first worker to start is ready at once; every one after it sleeps ``seconds`` first."""
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
+    if not _first_to_start(marker):
         time.sleep(seconds)
 
 

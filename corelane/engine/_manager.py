@@ -259,9 +259,9 @@ class Manager:
             return
         while len(self._pool) < self.workers:
             self._spawn_one()
-            # Its first chunks now, not once every worker is forked and has said it is ready:
-            # they wait in its pipe while it starts (a fork costs a few ms, a spawn ~100), so
-            # the first worker runs while the next is forked.
+            # Its first chunk now (a small one: see _dispatch), not once every worker is forked
+            # and has said it is ready: it waits in the socket while the worker starts (a fork
+            # costs a few ms, a spawn ~100), so the first worker runs while the next is forked.
             self._dispatch()
 
     def _spawn_one(self) -> None:
