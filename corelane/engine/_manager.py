@@ -78,17 +78,13 @@ STARTUP_FAILURES = 3  # workers dying before they are ready, in a row, before th
 INNOCENT_DEATHS = 3  # deaths no stage pins on a chunk before its items are run one by one
 FN_DEATHS = 2  # deaths while loading a run's function before the whole run fails
 SUBMIT_BATCH = 64  # most submits sent as one chunk when a backlog builds (each keeps its Future)
-EARLY_BYTES = 64 << 10  # most sent to a worker not yet ready: nobody reads its socket yet (a
-#                         default buffer holds ~200 KiB), and a send that blocked would hold
-#                         this thread until that worker's initializer is done, however long
 
 
 class Manager:
     """Owns the workers, the jobs and the thread that connects them."""
 
     def __init__(self, workers: int, ctx: Any, start_method: str, init: bytes | None,
-                 initargs: bytes | None, log_forwarder: Any, limits: Limits | None = None,
-                 start: bool = True) -> None:
+                 initargs: bytes | None, log_forwarder: Any, limits: Limits | None = None) -> None:
         self.workers = workers
         self._limits = limits
         self.start_method = start_method
@@ -121,17 +117,6 @@ class Manager:
         self.retired = 0  # statistics: workers replaced at their task or memory limit
         self.thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
         self.thread._corelane = True  # type: ignore[attr-defined]
-        self._started = False
-        if start:
-            self.start()
-
-    def start(self) -> None:
-        """Start the thread, once. A pool made for one run starts it after the run is
-        registered, so the first worker forked gets its chunks before the next is forked."""
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
         self.thread.start()
 
     # ------------------------------------------------------------------ caller side
@@ -183,7 +168,6 @@ class Manager:
         """Take no more work; finish what was submitted (and eager runs), then stop. An open
         lazy run is cancelled: it only advances while someone consumes it."""
         self.closing = True
-        self.start()  # a pool closed before its run was registered still stops its thread
         with self._lock:
             lazy = [job for job in self._jobs.values() if job.source is None and not job.shared]
         for job in lazy:
@@ -201,9 +185,9 @@ class Manager:
     def _run(self) -> None:
         try:
             while True:
+                self._spawn_missing()
                 if self.cancel_futures:
                     self._cancel_pending()
-                self._spawn_missing()
                 self._dispatch()
                 if self.terminating or self.broken or (self.closing and self._all_idle()):
                     break
@@ -259,16 +243,12 @@ class Manager:
             return
         while len(self._pool) < self.workers:
             self._spawn_one()
-            # Its first chunk now (a small one: see _dispatch), not once every worker is forked
-            # and has said it is ready: it waits in the socket while the worker starts (a fork
-            # costs a few ms, a spawn ~100), so the first worker runs while the next is forked.
-            self._dispatch()
 
     def _spawn_one(self) -> None:
         self._pool.append(start_worker(self._ctx, self.start_method, self._init, self._initargs,
                                        self.log_forwarder, self._limits, len(self._pool)))
 
-    def _next_chunk(self, batch: bool = True) -> Chunk | None:
+    def _next_chunk(self) -> Chunk | None:
         with self._lock:
             order = list(self._rr)
             self._rr.rotate(-1)
@@ -282,7 +262,7 @@ class Manager:
                 if job.fatal is not None:
                     chunk.fail(job.fatal)
                     continue
-                if batch and job.shared and len(job.pending) > self.workers:
+                if job.shared and len(job.pending) > self.workers:
                     chunk = self._batch(chunk)
                 return chunk
         return None
@@ -307,17 +287,13 @@ class Manager:
         # First one chunk to every idle worker, then more ahead where chunks are short.
         for depth in (0, 1, 2):
             for w in self._pool:
-                if w.kill_reason or w.retiring or len(w.inflight) != depth:
+                if not w.ready or w.kill_reason or w.retiring or len(w.inflight) != depth:
                     continue
-                if depth and (not w.ready or w.inflight[0].job.chunker.prefetch() <= depth):
-                    continue  # one chunk at most waits for a worker that is starting
-                chunk = self._next_chunk(batch=w.ready)  # (one chunk: it can go back whole)
+                if depth and w.inflight[0].job.chunker.prefetch() <= depth:
+                    continue
+                chunk = self._next_chunk()
                 if chunk is None:
                     return
-                fn_bytes = 0 if chunk.fn.id in w.fn_ids else len(chunk.fn.data)
-                if not w.ready and len(chunk.payload) + fn_bytes > EARLY_BYTES:
-                    chunk.job.pending.appendleft(chunk)  # for a worker that reads already
-                    continue
                 self._send_chunk(w, chunk)
 
     def _send_chunk(self, w: Worker, chunk: Chunk) -> None:
@@ -423,11 +399,8 @@ class Manager:
         self._pool.remove(w)
         close_conn(w.conn)
         if not w.ready:
-            # It died before reading any work (a worker reads its pipe only after READY, which
-            # the drain above would have seen): what it was sent goes back, blamed on nobody.
-            w.hand_back()
-            if w.kill_reason is None and self.broken is None and not self.terminating:
-                self._startup_failures += 1  # closing too: see _spawn_missing
+            if self.broken is None and not self.terminating:  # closing too: see _spawn_missing
+                self._startup_failures += 1
                 if self._startup_failures >= STARTUP_FAILURES:
                     self._fail_pool(Broken(
                         f"workers exit during start-up (last exit code {exitcode}); "
@@ -494,7 +467,7 @@ class Manager:
         """Enforce timeouts and cancellations on what the workers are running now."""
         now = time.monotonic()
         for w in self._pool:
-            if not w.inflight or w.kill_reason or not w.ready:  # (starting: it runs nothing yet)
+            if not w.inflight or w.kill_reason:
                 continue
             job = w.inflight[0].job
             if job.closed:

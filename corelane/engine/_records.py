@@ -356,7 +356,7 @@ class Worker:
 
     def hand_back(self) -> None:
         """Requeue every chunk this worker held, in its order, blamed on nobody (futures
-        already settled stay so): it exited as planned, or before it read any work."""
+        already settled stay so): it exited as planned."""
         for chunk in reversed(self.inflight):  # each goes back to the queue's front
             chunk.job.inflight -= 1
             futures = chunk.futures

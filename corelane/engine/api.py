@@ -35,7 +35,7 @@ def _run(
         pool = ClusterPool(cluster)
     else:
         pool = Pool(workers, initializer=initializer, initargs=initargs,
-                    start_method=start_method, _defer_start=True)
+                    start_method=start_method)
     try:
         return pool._start(fn, iterable, Mode.ONE, ordered, chunksize, progress, timeout, errors,
                            "task", eager=eager, owned=True)

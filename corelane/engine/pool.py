@@ -118,7 +118,6 @@ class Pool(Executor):
         log_level: int | str | None = None,
         max_tasks_per_child: int | None = None,
         max_worker_memory: int | str | None = None,
-        _defer_start: bool = False,
     ) -> None:
         if max_tasks_per_child is not None and max_tasks_per_child < 1:
             raise ValueError(f"max_tasks_per_child must be >= 1, got {max_tasks_per_child}")
@@ -146,7 +145,7 @@ class Pool(Executor):
             forwarder = LogForwarder(ctx, log_level)
             forwarder.start()
         self._manager = Manager(workers, ctx, self.start_method, init, init_args, forwarder,
-                                limits, start=not _defer_start)  # deferred: see _start
+                                limits)
         # Dropped without close(): the manager finishes what was submitted, then stops.
         finalizer = weakref.finalize(self, _release, self._manager)
         finalizer.atexit = False  # type: ignore[misc]
@@ -317,7 +316,6 @@ class Pool(Executor):
             return
         manager.closing = True
         manager.terminating = True
-        manager.start()  # (a deferred one that never started: it stops at once)
         manager.wake()
         if threading.current_thread() is not manager.thread:
             manager.thread.join(JOIN_TIMEOUT * 3)
@@ -393,8 +391,6 @@ class Pool(Executor):
         if self._manager is None:
             inline = inline_runs(fn, iterable, mode)
             return self._consume(None, inline, ordered, errors, style, reporter, deadline, owned)
-        if eager and not isinstance(iterable, list):
-            self._manager.start()  # a deferred pool forks its workers while the input is read
         source = (iterable if isinstance(iterable, list) else list(iterable)) if eager else None
         chunker.total = len(source) if source is not None else total
         fn_rec = _fn(fn)
@@ -402,7 +398,6 @@ class Pool(Executor):
             chunker.per_item = fn_rec.per_item  # what its items cost last time: a hint
         job = Job(fn_rec, mode, chunker, timeout, source=source)
         self._manager.add_job(job)
-        self._manager.start()  # a deferred pool (corelane.map's own) starts with its run known
         runs = None if eager else iter(iterable)
         return self._consume(job, runs, ordered, errors, style, reporter, deadline, owned)
 

@@ -29,9 +29,9 @@ def test_initializer_fills_worker_state_once_per_worker(start_method: str) -> No
 
 
 def test_a_worker_slow_to_start_does_not_hold_up_the_others(start_method: str, tmp_path: Any) -> None:
-    # A starting worker is sent its first chunk before it is ready, but only a small one: nobody
-    # reads its socket yet, and a send bigger than the socket holds would keep the manager thread
-    # waiting for that worker's initializer (30 s here) while the ready worker starved.
+    # Work waits for a worker that is ready: nothing may be sent into the socket of one still
+    # starting (nobody reads it yet), or a send bigger than the socket holds would keep the
+    # manager thread waiting for that worker's initializer (30 s here) while the ready one starved.
     items = [bytes(512 << 10) for _ in range(64)]  # the first chunks: 32 items, 16 MiB each
     started = time.monotonic()
     out = corelane.map(len, items, workers=2, start_method=start_method,
@@ -43,9 +43,9 @@ def test_a_worker_slow_to_start_does_not_hold_up_the_others(start_method: str, t
 def test_a_run_abandoned_while_its_worker_starts_does_not_restart_the_worker(
     start_method: str, tmp_path: Any
 ) -> None:
-    # The starting worker already holds the run's first chunk. Abandoning the run (here at its
-    # deadline) must not kill it as a worker that ignores a cancel: it has run nothing yet, and
-    # a replacement would start again, initializer and all.
+    # Abandoning a run (here at its deadline) while its only worker is still starting must not
+    # kill that worker as one that ignores a cancel: it has run nothing, and a replacement would
+    # start again, initializer and all.
     marker = tmp_path / "first"
     marker.touch()  # so every worker's initializer sleeps
     with corelane.Pool(1, start_method=start_method, initializer=init_later_ones_sleep,

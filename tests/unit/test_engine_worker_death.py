@@ -96,9 +96,8 @@ def test_a_death_while_the_pool_closes_still_runs_the_queued_work(start_method: 
 def test_work_sent_to_a_worker_that_dies_starting_runs_on_its_successor(
     start_method: str, tmp_path: Any
 ) -> None:
-    # A worker is sent its first (small) chunk as soon as it is started, before it says it is
-    # ready. One that dies starting has read nothing: what it held goes back, blamed on nobody,
-    # and runs on the worker that replaces it, as does the rest of the input.
+    # A worker that dies while it starts has run nothing: the whole input runs on the worker
+    # that replaces it, no item blamed (with one worker, nothing else could run it).
     marker = tmp_path / "died"
     out = corelane.map(square, range(300), workers=1, start_method=start_method, errors="return",
                        initializer=init_dies_once, initargs=(str(marker),))
