@@ -364,7 +364,7 @@ class Manager:
             job.inflight -= 1
             job.chunker.observe(elapsed, n_run)
             if job.fn is not None and job.chunker.fixed is None:
-                job.fn.per_item = job.chunker.per_item
+                job.fn.per_item = job.chunker.mean()
             if stop < len(chunk.indices):  # handed back: cancelled or over its budget
                 chunk.requeue(recut=True)
 

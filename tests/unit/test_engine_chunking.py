@@ -120,6 +120,19 @@ def test_a_heavy_tail_after_light_items_runs_on_every_worker_at_once() -> None:
     assert both >= 0.5 * busy, f"both workers ran heavy items {both / busy:.0%} of the time"
 
 
+def test_the_next_run_starts_from_the_whole_runs_cost_not_its_last_chunks() -> None:
+    # A cold worker's first small chunk reads 30 us an item (fixed costs spread over 32 items);
+    # the run's bulk then costs 0.2 us. The moving average still says ~15 us; the hint carried
+    # to the next run is the item-weighted mean, within 30% of the bulk's cost.
+    chunker = Chunker(2, total=20_032)
+    assert chunker.mean() is None
+    chunker.observe(0.001, 32)
+    chunker.observe(0.004, 20_000)
+    assert chunker.per_item is not None and chunker.per_item > 10e-6
+    mean = chunker.mean()
+    assert mean is not None and 0.2e-6 <= mean <= 0.26e-6
+
+
 def test_a_functions_cost_carries_to_its_next_run_in_a_new_pool() -> None:
     with corelane.Pool(2) as pool:
         assert list(pool.map(square, range(5000))) == [x * x for x in range(5000)]
