@@ -509,8 +509,8 @@ class Manager:
         while self.submits.pending:
             chunk = self.submits.pending.popleft()
             for future in (chunk.futures or {}).values():
-                if not future.cancel():
-                    settle(future, error=Cancelled("the pool was shut down before it ran"))
+                future.cancel()  # a requeued call (its first worker died) is running: it fails
+                settle(future, error=Cancelled("the pool was shut down before it ran"))
         with self._lock:
             eager = [job for job in self._jobs.values() if job.source is not None]
         for job in eager:

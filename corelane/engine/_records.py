@@ -40,13 +40,33 @@ def fresh(error: BaseException) -> BaseException:
     return new
 
 
-def settle(future: Future[Any], value: Any = None, error: BaseException | None = None) -> None:
-    """Complete ``future``, whatever its done-callbacks do (they run here, on our thread)."""
+def begin(future: Future[Any]) -> bool:
+    """Take a submit's Future out of PENDING: True if its call is to run (it is RUNNING now, or
+    was already: a call requeued after its worker died), False if not.
+
+    A Future cancelled while it waited is told that nobody will run it (CANCELLED becomes
+    CANCELLED_AND_NOTIFIED): ``concurrent.futures.wait()`` and ``as_completed()`` wait for that,
+    not for ``cancel()``, and without it they waited for a cancelled call until their timeout.
+    Each queued Future passes here once (its chunk is dropped when this says False), as
+    executors must call ``set_running_or_notify_cancel`` once. A Future settled already (a
+    forced cancel) does not run.
+    """
+    if future.running():
+        return True
+    if future.done() and not future.cancelled():
+        return False
     try:
-        if future.done():
-            return
-        if not future.running() and not future.set_running_or_notify_cancel():
-            return  # cancelled before it ran
+        return future.set_running_or_notify_cancel()
+    except RuntimeError:  # settled meanwhile by another thread (a forced cancel)
+        return False
+
+
+def settle(future: Future[Any], value: Any = None, error: BaseException | None = None) -> None:
+    """Complete ``future``, whatever its done-callbacks do (they run here, on our thread); one
+    cancelled while it waited is only told so (see ``begin``)."""
+    try:
+        if not begin(future):
+            return  # finished already, or cancelled before it ran
         if error is not None:
             future.set_exception(error)
         else:
@@ -105,9 +125,7 @@ class Chunk:
         if len(self.futures) != 1:
             return True
         (future,) = self.futures.values()
-        if future.done():  # cancelled by force while it waited in the queue
-            return False
-        return future.running() or future.set_running_or_notify_cancel()
+        return begin(future)
 
     def deliver(self, runs: list[Run]) -> None:
         """Results of this chunk: to its run's consumer, or into its submits' Futures."""

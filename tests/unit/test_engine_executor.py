@@ -107,6 +107,37 @@ def test_shutdown_cancel_futures_cancels_what_has_not_started() -> None:
     assert sum(f.cancelled() for f in rest) >= 4
 
 
+@pytest.mark.parametrize("how", ["cancel", "cancel_futures", "terminate"])
+def test_wait_and_as_completed_see_a_call_cancelled_while_queued_at_once(how: str) -> None:
+    # wait() and as_completed() look for CANCELLED_AND_NOTIFIED, which only the executor's
+    # set_running_or_notify_cancel() sets; cancel() alone left them waiting until their timeout.
+    pool = corelane.Pool(1)
+    try:
+        running = pool.submit(sleep_for, 0.5)
+        while not running.running():
+            time.sleep(0.01)
+        queued = [pool.submit(sleep_for, 0.1) for _ in range(3)]
+        assert queued[0].cancel()
+        if how == "cancel_futures":
+            pool.shutdown(wait=True, cancel_futures=True)
+        elif how == "terminate":
+            pool.terminate()
+        else:
+            assert running.result(timeout=30) == 0.5
+        t0 = time.monotonic()
+        done, not_done = futures.wait(queued[:1], timeout=10)
+        assert queued[0] in done and not not_done
+        assert list(futures.as_completed(queued[:1], timeout=10)) == queued[:1]
+        assert time.monotonic() - t0 < 2
+        if how == "cancel":
+            assert [f.result(timeout=30) for f in queued[1:]] == [0.1, 0.1]
+        else:  # the other queued calls are cancelled or failed, and wait() sees them too
+            done, not_done = futures.wait(queued, timeout=10)
+            assert not not_done and all(f.cancelled() or f.exception() for f in queued)
+    finally:
+        pool.terminate()
+
+
 def test_shutdown_without_wait_returns_at_once_and_finishes() -> None:
     pool = corelane.Pool(1)
     f = pool.submit(sleep_for, 0.3)
