@@ -115,9 +115,32 @@ class Manager:
         self.chunks_sent = 0  # statistics: messages of work sent
         self.deaths = 0  # statistics: workers that died after starting
         self.retired = 0  # statistics: workers replaced at their task or memory limit
+        if start_method == "fork":
+            self._fork_here()
         self.thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
         self.thread._corelane = True  # type: ignore[attr-defined]
         self.thread.start()
+
+    def _fork_here(self) -> None:
+        """Fork the first workers in the caller's thread, as multiprocessing.Pool does.
+
+        A fork copies every descriptor and every lock of the process as it is at that instant.
+        Forked from the manager thread while the caller's thread ran on, a worker could inherit
+        what that thread held at the time: the import lock of a module it was importing (the
+        worker then hung on its first task that imported it), or the exec-status pipe of a
+        ``subprocess.Popen`` being started (close-on-exec, but a worker never execs: the
+        caller's ``subprocess.run()`` then waited for the pool's workers to exit). Replacements
+        for dead workers are still forked by the manager thread: that window is the length of
+        one fork, once per death, not every pool start.
+        """
+        try:
+            while len(self._pool) < self.workers:
+                self._spawn_one()
+        except BaseException:
+            stop_workers(self._pool, graceful=False)
+            self._pool.clear()
+            self._close_wake_pipe()
+            raise
 
     # ------------------------------------------------------------------ caller side
 

@@ -10,6 +10,13 @@ while it lived, and waited for it forever.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
 
 import corelane
 from tests.engine_tasks import square
@@ -29,3 +36,41 @@ def test_back_to_back_maps_and_pools_leak_nothing_and_never_hang() -> None:
     with corelane.Pool(1) as pool:  # let the background shutdowns finish
         pool.submit(square, 1).result(timeout=30)
     assert _open_fds() <= before + 6
+
+
+def test_a_subprocess_started_right_after_a_fork_pool_does_not_wait_for_its_workers() -> None:
+    # Workers forked from the manager thread while this thread was inside subprocess.Popen
+    # inherited Popen's exec-status pipe (close-on-exec, but a worker never execs), and
+    # subprocess.run() waited until the pool's workers exited: 8 of 12 runs hung. A watchdog
+    # terminates the pool so that a regression fails instead of hanging.
+    for _ in range(6):
+        pool = corelane.Pool(8, start_method="fork")
+        watchdog = threading.Timer(10.0, pool.terminate)
+        watchdog.start()
+        try:
+            t0 = time.monotonic()
+            subprocess.run(["true"], check=True)
+            took = time.monotonic() - t0
+        finally:
+            watchdog.cancel()
+            pool.terminate()
+        assert took < 5, f"subprocess.run() waited {took:.1f} s for the pool's workers"
+
+
+def test_a_module_imported_while_a_fork_pool_starts_imports_in_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker forked while this thread held a module's import lock inherited the lock held,
+    # and hung on its first task that imported the module.
+    (tmp_path / "corelane_slow_import.py").write_text(
+        "import time\ntime.sleep(1.0)\n\ndef double(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pool = corelane.Pool(2, start_method="fork")
+    try:
+        import corelane_slow_import  # type: ignore[import-not-found]
+
+        assert pool.submit(corelane_slow_import.double, 21).result(timeout=20) == 42
+        assert pool.submit(corelane_slow_import.double, 1).result(timeout=20) == 2
+    finally:
+        pool.terminate()
+        sys.modules.pop("corelane_slow_import", None)
