@@ -179,3 +179,17 @@ def light_or_sleep(x: int) -> Any:
     start = time.monotonic()
     time.sleep(-x / 1000)
     return os.getpid(), start, time.monotonic()
+
+
+_given_queue: Any = None
+
+
+def keep_queue(queue: Any) -> None:
+    """Initializer: keep a multiprocessing Queue handed over in initargs."""
+    global _given_queue
+    _given_queue = queue
+
+
+def put_on_kept_queue(x: int) -> int:
+    _given_queue.put((os.getpid(), x))
+    return x

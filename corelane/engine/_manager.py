@@ -84,7 +84,7 @@ class Manager:
     """Owns the workers, the jobs and the thread that connects them."""
 
     def __init__(self, workers: int, ctx: Any, start_method: str, init: bytes | None,
-                 initargs: bytes | None, log_forwarder: Any, limits: Limits | None = None) -> None:
+                 initargs: bytes | tuple[Any, ...] | None, log_forwarder: Any, limits: Limits | None = None) -> None:
         self.workers = workers
         self._limits = limits
         self.start_method = start_method

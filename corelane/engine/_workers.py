@@ -21,7 +21,7 @@ parent_fds: set[int] = set()  # parent-side pipe ends of every pool's workers (a
 _spawn_lock = threading.Lock()  # one worker start at a time, process-wide (see start_worker)
 
 
-def start_worker(ctx: Any, start_method: str, init: bytes | None, initargs: bytes | None,
+def start_worker(ctx: Any, start_method: str, init: bytes | None, initargs: bytes | tuple[Any, ...] | None,
                  log_forwarder: Any, limits: Limits | None, number: int) -> Worker:
     """Start one worker process and return its record.
 

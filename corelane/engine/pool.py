@@ -40,7 +40,7 @@ from corelane.engine._workers import JOIN_TIMEOUT
 from corelane.engine.chunking import Chunker
 from corelane.engine.results import Errors, InTurn, Style
 from corelane.engine.worker import Limits
-from corelane.errors import Cancelled, Closed
+from corelane.errors import Cancelled, Closed, NotPicklable
 from corelane.progress import Reporter, Sink, make_sink
 
 WINDOW_CHUNKS_PER_WORKER = 3  # lazy runs: chunks cut ahead per worker (feeds workers, costs memory)
@@ -137,7 +137,7 @@ class Pool(Executor):
             return
         ctx = _startmethod.get_context(self.start_method)
         init = dumps(initializer, "the initializer") if initializer else None
-        init_args = dumps(initargs, "the initargs") if initializer else None
+        init_args = _pickled_initargs(initargs) if initializer else None
         forwarder = None
         if log_level is not None:
             from corelane.engine._logs import LogForwarder
@@ -567,6 +567,19 @@ def _fn(fn: Callable[..., Any]) -> Fn:
 
 
 _BY_NAME = (types.FunctionType, types.BuiltinFunctionType)
+
+
+def _pickled_initargs(initargs: tuple[Any, ...]) -> bytes | tuple[Any, ...]:
+    """``initargs`` pickled once for every worker start; or the tuple itself when it holds
+    objects that multiprocessing lets travel only as a process starts (a Queue, Lock, Value,
+    Event: inherited under fork, pickled by ``Process.start`` otherwise), which is how
+    ProcessPoolExecutor and multiprocessing.Pool hand them to their workers."""
+    try:
+        return dumps(initargs, "the initargs")
+    except NotPicklable as exc:
+        if "through inheritance" not in str(exc):  # multiprocessing's assert_spawning
+            raise
+        return tuple(initargs)
 
 
 def _release(manager: Manager) -> None:

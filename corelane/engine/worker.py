@@ -171,7 +171,7 @@ def worker_main(
     conn: Connection,
     slot: Any,
     initializer: bytes | None,
-    initargs: bytes | None,
+    initargs: bytes | tuple[Any, ...] | None,
     log_config: Any,
     close_fds: list[int],
     limits: Limits | None = None,
@@ -193,7 +193,7 @@ def worker_main(
             configure_worker(log_config)
         if initializer is not None:
             init = loads(initializer)
-            args = loads(initargs) if initargs is not None else ()
+            args = loads(initargs) if isinstance(initargs, bytes) else initargs or ()
             init(*args)
     except BaseException as exc:  # noqa: BLE001 - report anything, then stop without respawn
         with contextlib.suppress(OSError):

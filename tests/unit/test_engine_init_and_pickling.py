@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 from typing import Any
@@ -14,7 +15,9 @@ from tests.engine_tasks import (
     init_later_ones_sleep,
     init_raises,
     init_state,
+    keep_queue,
     pid_of,
+    put_on_kept_queue,
     read_state,
     return_generator,
     square,
@@ -109,3 +112,24 @@ def test_result_the_parent_cannot_unpickle_fails_its_items_not_the_pool() -> Non
         assert isinstance(out[3], Failure) and isinstance(out[3].exception, NotPicklable)
         assert "could not unpickle" in str(out[3].exception)
         assert list(pool.map(square, range(5))) == [0, 1, 4, 9, 16]
+
+
+def test_a_multiprocessing_queue_in_initargs_reaches_every_worker(start_method: str) -> None:
+    # Queues, Locks and Values travel only as a process starts (multiprocessing refuses to
+    # pickle them otherwise); ProcessPoolExecutor and multiprocessing.Pool take them in
+    # initargs, and so does corelane, under every start method, replacements included.
+    ctx = multiprocessing.get_context(start_method)
+    queue = ctx.Queue()
+    with corelane.Pool(2, start_method=start_method, initializer=keep_queue,
+                       initargs=(queue,), max_tasks_per_child=2) as pool:
+        assert sorted(pool.map(put_on_kept_queue, range(6), chunksize=1)) == list(range(6))
+    got = [queue.get(timeout=30) for _ in range(6)]
+    assert sorted(x for _, x in got) == list(range(6))
+    assert len({pid for pid, _ in got}) >= 3  # retired workers' successors had it too
+    queue.close()
+    queue.join_thread()
+
+
+def test_initargs_that_cannot_be_pickled_still_fail_at_once() -> None:
+    with pytest.raises(NotPicklable, match="initargs"):
+        corelane.Pool(1, initializer=keep_queue, initargs=(threading.Lock(),))
