@@ -159,7 +159,9 @@ class Pool(Executor):
 
         The Future's exception is the task's own (worker traceback as ``__cause__``), or
         WorkerDied / TaskTimeout / NotPicklable from corelane. Cancelling it before it starts
-        skips it. Raises RuntimeError (Closed) after shutdown, Broken if the pool broke.
+        skips it. Raises RuntimeError (Closed) after shutdown, Broken if the pool broke, and
+        NotPicklable (a PicklingError) at once for arguments that cannot be pickled, where
+        ProcessPoolExecutor would put the error in the Future: the call site is where the fix is.
         """
         self._check_open()
         if self._manager is None:
