@@ -36,11 +36,18 @@ def _foreign_threads() -> list[threading.Thread]:
     ]
 
 
-def default_start_method() -> str:
-    """fork on Linux without foreign threads, else forkserver; the platform default elsewhere."""
+def default_start_method(recycles: bool = False) -> str:
+    """fork on Linux without foreign threads, else forkserver; the platform default elsewhere.
+
+    ``recycles``: the pool replaces workers as a matter of course (``max_tasks_per_child``,
+    ``max_worker_memory``), which the manager thread forks while the caller runs on; a worker
+    forked that way inherits whatever the caller's thread held at that instant (a module's
+    import lock, ``subprocess.Popen``'s exec-status pipe), so such pools take the forkserver,
+    as ProcessPoolExecutor refuses ``max_tasks_per_child`` with fork for the same reason.
+    """
     if not sys.platform.startswith("linux"):
         return multiprocessing.get_start_method()
-    return "forkserver" if _foreign_threads() else "fork"
+    return "forkserver" if recycles or _foreign_threads() else "fork"
 
 
 def get_context(method: str) -> BaseContext:

@@ -128,7 +128,7 @@ class Pool(Executor):
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         self.workers = workers
-        self.start_method = start_method or _startmethod.default_start_method()
+        self.start_method = start_method or _startmethod.default_start_method(limits is not None)
         self._shutdown = False
         self._manager: Manager | None = None
         if workers == 0:

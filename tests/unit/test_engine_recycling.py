@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import sys
 import threading
 import time
 from pathlib import Path
@@ -88,3 +89,19 @@ def test_cancel_of_a_waiting_call_needs_no_force() -> None:
         done = pool.submit(square, 3)
         assert done.result(timeout=30) == 9
         assert not pool.cancel(done, force=True)  # finished: nothing to cancel
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is Linux's default only")
+def test_a_recycling_pool_takes_the_forkserver_unless_told_otherwise() -> None:
+    # Replacements are forked by the manager thread while the caller runs on; under fork they
+    # inherit what the caller held at that instant (subprocess.Popen's exec-status pipe: the
+    # caller's subprocess.run() then waited for that worker to exit).
+    with corelane.Pool(1, max_tasks_per_child=1) as pool:
+        assert pool.start_method == "forkserver"
+        assert [pool.submit(abs, -i).result(timeout=30) for i in range(3)] == [0, 1, 2]
+        assert pool.statistics().workers_retired >= 2
+    with corelane.Pool(1, max_worker_memory="1 GiB") as pool:
+        assert pool.start_method == "forkserver"
+    with corelane.Pool(1, max_tasks_per_child=1, start_method="fork") as pool:
+        assert pool.start_method == "fork"  # asked for: kept
+        assert pool.submit(abs, -1).result(timeout=30) == 1
