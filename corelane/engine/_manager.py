@@ -115,32 +115,30 @@ class Manager:
         self.chunks_sent = 0  # statistics: messages of work sent
         self.deaths = 0  # statistics: workers that died after starting
         self.retired = 0  # statistics: workers replaced at their task or memory limit
-        if start_method == "fork":
-            self._fork_here()
+        self._first_workers = threading.Event()  # set once the thread started its workers
         self.thread = threading.Thread(target=self._run, name="corelane-pool", daemon=True)
         self.thread._corelane = True  # type: ignore[attr-defined]
         self.thread.start()
+        if start_method == "fork":
+            self._wait_for_first_workers()
 
-    def _fork_here(self) -> None:
-        """Fork the first workers in the caller's thread, as multiprocessing.Pool does.
+    def _wait_for_first_workers(self) -> None:
+        """Under fork, hold the caller until the manager thread has forked the first workers.
 
-        A fork copies every descriptor and every lock of the process as it is at that instant.
-        Forked from the manager thread while the caller's thread ran on, a worker could inherit
-        what that thread held at the time: the import lock of a module it was importing (the
-        worker then hung on its first task that imported it), or the exec-status pipe of a
-        ``subprocess.Popen`` being started (close-on-exec, but a worker never execs: the
-        caller's ``subprocess.run()`` then waited for the pool's workers to exit). Replacements
-        for dead workers are still forked by the manager thread: that window is the length of
-        one fork, once per death, not every pool start.
+        A fork copies every descriptor and lock of the process as it is at that instant. While
+        the caller ran on during those forks, a worker could inherit what the caller held: the
+        import lock of a module it was importing (the worker then hung on its first task that
+        imported it), or the exec-status pipe of a ``subprocess.Popen`` being started
+        (close-on-exec, but a worker never execs: ``subprocess.run()`` then waited for the
+        pool's workers to exit). The forks stay on the manager thread, not the caller's: a
+        worker's parent-death signal fires when the thread that forked it ends, and the
+        caller's thread may end long before the pool (a request handler). Replacements are
+        forked while the caller runs on: one fork's window per dead worker (recycling pools
+        take the forkserver, see ``default_start_method``).
         """
-        try:
-            while len(self._pool) < self.workers:
-                self._spawn_one()
-        except BaseException:
-            stop_workers(self._pool, graceful=False)
-            self._pool.clear()
-            self._close_wake_pipe()
-            raise
+        while not self._first_workers.wait(0.1):
+            if not self.thread.is_alive():
+                return
 
     # ------------------------------------------------------------------ caller side
 
@@ -207,6 +205,8 @@ class Manager:
 
     def _run(self) -> None:
         try:
+            self._spawn_missing()
+            self._first_workers.set()
             while True:
                 self._spawn_missing()
                 if self.cancel_futures:
@@ -242,6 +242,7 @@ class Manager:
             error.__cause__ = InternalError(str(exc))
             self.broken = error
         finally:
+            self._first_workers.set()
             self._shutdown_workers()
             self._close_wake_pipe()
 

@@ -15,11 +15,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import corelane
-from tests.engine_tasks import square
+from tests.engine_tasks import sleep_for, square
 
 
 def _open_fds() -> int:
@@ -74,3 +75,26 @@ def test_a_module_imported_while_a_fork_pool_starts_imports_in_its_workers(
     finally:
         pool.terminate()
         sys.modules.pop("corelane_slow_import", None)
+
+
+def test_a_fork_pool_outlives_the_thread_that_made_it() -> None:
+    # A worker's parent-death signal fires when the *thread* that forked it ends: forked in the
+    # caller's thread, a pool made by a short-lived thread (a request handler) had its first
+    # workers SIGKILLed, and their running calls failed with WorkerDied.
+    box: dict[str, Any] = {}
+
+    def make() -> None:
+        pool = corelane.Pool(2, start_method="fork")
+        box["pool"], box["future"] = pool, pool.submit(sleep_for, 1.0)
+        time.sleep(0.3)  # the call is running as this thread ends
+
+    thread = threading.Thread(target=make)
+    thread.start()
+    thread.join()
+    pool = box["pool"]
+    try:
+        assert box["future"].result(timeout=30) == 1.0
+        assert pool.statistics().worker_deaths == 0
+        assert list(pool.map(square, range(100))) == [x * x for x in range(100)]
+    finally:
+        pool.terminate()
