@@ -58,7 +58,7 @@ from corelane.engine._workers import (
 )
 from corelane.engine.chunking import TARGET_SECONDS, Chunker
 from corelane.engine.results import Failure
-from corelane.engine.worker import FN_CACHE, Limits
+from corelane.engine.worker import FN_CACHE, InitArgs, Limits
 from corelane.errors import (
     Broken,
     Cancelled,
@@ -84,7 +84,7 @@ class Manager:
     """Owns the workers, the jobs and the thread that connects them."""
 
     def __init__(self, workers: int, ctx: Any, start_method: str, init: bytes | None,
-                 initargs: bytes | tuple[Any, ...] | None, log_forwarder: Any, limits: Limits | None = None) -> None:
+                 initargs: InitArgs, log_forwarder: Any, limits: Limits | None = None) -> None:
         self.workers = workers
         self._limits = limits
         self.start_method = start_method

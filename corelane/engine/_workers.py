@@ -13,7 +13,7 @@ from corelane.engine import _startmethod
 from corelane.engine._protocol import SLOT_SIZE, Msg
 from corelane.engine._records import Worker
 from corelane.engine._serialize import envelope
-from corelane.engine.worker import Limits, worker_main
+from corelane.engine.worker import InitArgs, Limits, worker_main
 
 JOIN_TIMEOUT = 2.0  # s to wait for a worker to exit after SHUTDOWN before it is killed
 
@@ -21,7 +21,7 @@ parent_fds: set[int] = set()  # parent-side pipe ends of every pool's workers (a
 _spawn_lock = threading.Lock()  # one worker start at a time, process-wide (see start_worker)
 
 
-def start_worker(ctx: Any, start_method: str, init: bytes | None, initargs: bytes | tuple[Any, ...] | None,
+def start_worker(ctx: Any, start_method: str, init: bytes | None, initargs: InitArgs,
                  log_forwarder: Any, limits: Limits | None, number: int) -> Worker:
     """Start one worker process and return its record.
 

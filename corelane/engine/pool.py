@@ -39,7 +39,7 @@ from corelane.engine._serialize import describe, dumps
 from corelane.engine._workers import JOIN_TIMEOUT
 from corelane.engine.chunking import Chunker
 from corelane.engine.results import Errors, InTurn, Style
-from corelane.engine.worker import Limits
+from corelane.engine.worker import InitArgs, Limits
 from corelane.errors import Cancelled, Closed, NotPicklable
 from corelane.progress import Reporter, Sink, make_sink
 
@@ -571,7 +571,7 @@ def _fn(fn: Callable[..., Any]) -> Fn:
 _BY_NAME = (types.FunctionType, types.BuiltinFunctionType)
 
 
-def _pickled_initargs(initargs: tuple[Any, ...]) -> bytes | tuple[Any, ...]:
+def _pickled_initargs(initargs: tuple[Any, ...]) -> InitArgs:
     """``initargs`` pickled once for every worker start; or the tuple itself when it holds
     objects that multiprocessing lets travel only as a process starts (a Queue, Lock, Value,
     Event: inherited under fork, pickled by ``Process.start`` otherwise), which is how

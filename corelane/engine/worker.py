@@ -40,6 +40,8 @@ FLUSH_SECONDS = 0.1  # send partial results (and so progress) at most this often
 CHECK_SECONDS = 0.01  # look at the clock-driven checks (cancel, budget, flush) this often
 MAX_STRIDE = 1 << 16  # longest span of items run between two looks at the clock
 FN_CACHE = 32  # functions kept per worker (first in, first out; the parent mirrors it)
+InitArgs = bytes | tuple[Any, ...] | None  # pickled once, or as given (multiprocessing objects
+#                                            that travel only as a process starts; see Pool)
 
 _state: dict[str, Any] = {}
 
@@ -171,7 +173,7 @@ def worker_main(
     conn: Connection,
     slot: Any,
     initializer: bytes | None,
-    initargs: bytes | tuple[Any, ...] | None,
+    initargs: InitArgs,
     log_config: Any,
     close_fds: list[int],
     limits: Limits | None = None,
