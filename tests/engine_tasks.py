@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,18 @@ def sigkill_on(x: tuple[int, int]) -> int:
     if value == target:
         os.kill(os.getpid(), signal.SIGKILL)
     return value
+
+
+def square_then_die_once(x: tuple[int, str]) -> int:
+    """Return x squared; the first call to see no file at ``flag`` creates it and SIGKILLs its
+    own process a moment after returning (its result is then held by a dead worker)."""
+    value, flag = x
+    try:
+        os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return value * value
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    return value * value
 
 
 def segfault_on(x: tuple[int, int]) -> int:

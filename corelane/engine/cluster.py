@@ -16,8 +16,9 @@ from measured per-item time, so Dask's ~1 ms per task does not dominate. Lazy in
 window at a time: ``Client.map(..., pure=False)`` over the chunks cut so far (``Client.map``
 over the input itself would read it whole and merge identical calls); a lazy input of unknown
 length sends each chunk as soon as it is read, since the next read may block. The results of
-every task done by the time the caller looks are fetched in one ``gather``. Where corelane's
-local engine watches its own processes, here Dask does: when workers die while running a
+every task done by the time the caller looks are fetched in one ``gather`` (asked again
+beside the first when it stalls on a worker that just died: ``_cluster_fetch.py``). Where
+corelane's local engine watches its own processes, here Dask does: when workers die running a
 task, the scheduler re-runs it elsewhere until ``distributed.scheduler.allowed-failures`` is
 spent, then fails it with ``KilledWorker``; a chunk that ends so is re-sent one item per task,
 so only the item that kills its workers fails, with :class:`~corelane.errors.WorkerDied`.
@@ -42,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, Literal
 
+from corelane.engine._cluster_fetch import fetch, lost
 from corelane.engine._cluster_task import ERROR, RELOAD, run_chunk
 from corelane.engine._protocol import Mode
 from corelane.engine._records import Fn
@@ -120,6 +122,18 @@ class _Chunk:
         self.lost = lost  # times Dask lost its result (its worker died after it finished)
 
 
+class _Call:
+    """A submit's pickled call, sent as one Dask task (again if Dask loses its result)."""
+
+    __slots__ = ("data", "fn_data", "item", "lost")
+
+    def __init__(self, data: bytes, fn_data: Any, item: Any) -> None:
+        self.data = data
+        self.fn_data = fn_data
+        self.item = item  # (args, kwargs), for the Failure of a call that cannot run
+        self.lost = 0  # times Dask lost its result
+
+
 class _Run:
     """One imap/map call: its function, its chunks in flight and the queue they finish into."""
 
@@ -175,12 +189,18 @@ class ClusterPool(Executor):
         fn_data = self._fn(fn)
         data = dumps([(args, kwargs)], f"the arguments of {describe(fn)}")
         future: Future[Any] = Future()
-        task = self.client.submit(run_chunk, data, 1, fn_data, int(Mode.KWARGS), None, pure=False)
+        self._submit_task(_Call(data, fn_data, (args, kwargs)), future)
+        return future
+
+    def _submit_task(self, call: _Call, future: Future[Any]) -> None:
+        """Send ``call`` as one Dask task that settles ``future`` (again, when Dask lost the
+        result of the last one)."""
+        task = self.client.submit(run_chunk, call.data, 1, call.fn_data, int(Mode.KWARGS), None,
+                                  pure=False)
         with self._lock:
             self._submits[task.key] = (task, future)
         future.add_done_callback(lambda f: self._cancel_task(task) if f.cancelled() else None)
-        task.add_done_callback(lambda t: self._settle(t, future, (args, kwargs)))
-        return future
+        task.add_done_callback(lambda t: self._settle(t, future, call))
 
     def map(
         self,
@@ -320,15 +340,21 @@ class ClusterPool(Executor):
             with contextlib.suppress(Exception):
                 self.client.cancel(tasks, force=True)
 
-    def _settle(self, task: Any, future: Future[Any], item: Any) -> None:
+    def _settle(self, task: Any, future: Future[Any], call: _Call) -> None:
         """A submit's task is done (Dask's callback thread): complete its Future."""
         with self._lock:
             if self._submits.pop(task.key, None) is None:
                 return  # terminated (the Future is settled there) or cancelled
+        data = fetch(self.client, [task]).get(task.key)
+        if lost(task, data) and call.lost < LOST_RESENDS and not future.cancelled():
+            call.lost += 1  # its worker died after it finished: run it again (bounded)
+            with contextlib.suppress(Exception):  # a closed client: the Future's error below
+                self._submit_task(call, future)
+                return
         if not future.set_running_or_notify_cancel():
             return
         try:
-            runs = self._outcomes(None, task, _Chunk([0], [item]), _fetch(task))
+            runs = self._outcomes(None, task, _Chunk([0], [call.item]), data)
         except BaseException as exc:  # noqa: BLE001 - Broken and the like: the future's error
             future.set_exception(exc)
             return
@@ -413,7 +439,7 @@ class ClusterPool(Executor):
                 return [(index, [Failure(index, chunk.items[0], died)], 1)]
             raise Broken(f"the Dask workers could not run corelane's task: {exc!r} (is corelane "
                          f"installed on every worker?)")
-        if status == "lost" and run is not None and chunk.lost < LOST_RESENDS:
+        if lost(task, data) and run is not None and chunk.lost < LOST_RESENDS:
             # Its worker died holding the finished result: run it again (bounded).
             return self._send(run, [_Chunk(chunk.indices, chunk.items, chunk.lost + 1)])
         raise Broken(f"the Dask scheduler at {self.address} lost a task ({status}): was the "
@@ -440,24 +466,13 @@ class ClusterPool(Executor):
                 while True:  # every task done by now: their results in one gather
                     tasks.append(run.done.get_nowait())
             tasks = [task for task in tasks if task.key in run.live]
-            datas = self._gather(tasks)
+            datas = fetch(self.client, tasks)
             runs: list[Run] = []
             for task in tasks:
                 _, chunk = run.live.pop(task.key)
                 runs.extend(self._outcomes(run, task, chunk, datas.get(task.key)))
             if tasks:
                 return runs
-
-    def _gather(self, tasks: list[Any]) -> dict[str, bytes | None]:
-        """The results of the finished ones among ``tasks``, in one round trip."""
-        finished = [task for task in tasks if task.status == "finished"]
-        if not finished:
-            return {}
-        try:
-            values = self.client.gather(finished)
-        except Exception:  # noqa: BLE001 - one was lost meanwhile: each on its own
-            return {task.key: _fetch(task) for task in finished}
-        return {task.key: value for task, value in zip(finished, values, strict=True)}
 
     def _start(self, fn: Callable[..., Any], iterable: Iterable[Any], mode: Mode, ordered: bool,
                chunksize: int | None, progress: bool | Sink, timeout: float | None,
@@ -563,16 +578,6 @@ def _window_chunks(chunker: Chunker) -> int:
 
 
 _GAVE_UP = "Dask gave up on it after the workers running it died (its allowed-failures were spent)"
-
-
-def _fetch(task: Any) -> bytes | None:
-    """A finished task's result; None when it did not finish (its status says why)."""
-    if task.status != "finished":
-        return None
-    try:
-        return task.result()
-    except Exception:  # noqa: BLE001 - lost meanwhile: the status says so
-        return None
 
 
 def _contiguous(indices: list[int], values: list[Any], failed: int) -> list[Run]:

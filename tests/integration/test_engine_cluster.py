@@ -281,6 +281,39 @@ def test_the_item_that_kills_its_workers_fails_alone(cluster: Cluster, pool: Clu
         pool.submit(tasks.sigkill_on, (1, 1)).result(timeout=90)
 
 
+def test_results_held_by_workers_that_died_after_them_are_not_lost(
+        cluster: Cluster, pool: ClusterPool, tmp_path: Path) -> None:
+    # Executor.map sends every call at once and fetches each result only when it is read: by
+    # then each worker has killed itself a moment after returning, and its result is gone
+    # with it. Dask re-runs the call (it finds its flag file and just returns), or corelane
+    # sends it again; either way each value comes back once, in order.
+    items = [(3, str(tmp_path / "a")), (4, str(tmp_path / "b"))]
+    results = pool.map(tasks.square_then_die_once, items, chunksize=1)
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / name).exists() for name in "ab"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # the workers are dead
+    started = time.monotonic()
+    assert list(results) == [9, 16]
+    assert time.monotonic() - started < 10  # not Dask's 30 s connect timeout on a dead worker
+    cluster.wait_workers()
+
+
+def test_maps_through_repeated_worker_deaths_never_stall(cluster: Cluster) -> None:
+    # A gather racing a worker's death once waited out Dask's 30 s connect timeout on the dead
+    # worker (a 1.5 s map took 31.5 s in CI); corelane now asks again beside it.
+    for _ in range(12):
+        cluster.wait_workers()
+        with ClusterPool(cluster.address) as pool:
+            started = time.monotonic()
+            out = list(pool.imap(tasks.sigkill_on, [(x, 13) for x in range(40)], chunksize=8,
+                                 errors="return"))
+            assert time.monotonic() - started < 15
+            assert [f.index for f in out if isinstance(f, corelane.Failure)] == [13]
+    cluster.wait_workers()
+
+
 class Counting:
     """An endless source that counts how far it has been read."""
 
@@ -317,6 +350,12 @@ def test_per_item_timeout(cluster: Cluster, pool: ClusterPool) -> None:
     assert time.monotonic() - started < 20
     assert out[0] is None and out[2] is None
     assert isinstance(out[1].exception, TaskTimeout) and out[1].exception.index == 1
+    # The runaway call ends with its worker: the nanny restarts it, and a fresh one joins.
+    overdue = out[1].exception.pid
+    deadline = time.monotonic() + 60
+    while psutil.pid_exists(overdue):
+        assert time.monotonic() < deadline, f"worker {overdue} still runs the overdue item"
+        time.sleep(0.1)
     cluster.wait_workers()
 
 
