@@ -1,8 +1,9 @@
 """The ``corelane`` command: parses arguments and hands them to one command module.
 
 Each command lives in ``corelane/commands/<name>.py`` and offers ``add_arguments(parser)`` and
-``run(args) -> int``. Commands are imported only when chosen, so ``corelane images`` does not pay
-for Flask and ``corelane serve`` does not pay for pygame.
+``run(args) -> int``. Every command module is imported to build the parser, but each imports its
+heavy libraries (gunicorn and Flask, Celery, Pillow, pygame) only inside ``run``, so
+``corelane images`` does not pay for Flask and ``corelane serve`` does not pay for pygame.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Progress events: the one vocabulary shared by the engine, pipelines, the service and the game.
+"""Progress events: the one vocabulary of the engine's runs (local and on a cluster) and pipelines.
 
 Events are frozen dataclasses, cheap to build and safe to send between processes and threads.
 A *sink* is any callable that takes an event; :mod:`corelane.progress` has the stock ones.

@@ -8,7 +8,8 @@ a message nobody handles (the tutorial's point, minus its magic sentinels).
 
     DATA   payload: one item for the next consumer
     DONE   payload: None; the sender has nothing more. A consumer stops at the first DONE it sees,
-           so N consumers of one queue need N DONEs: Pipeline sends them for you.
+           so N consumers of one queue need N DONEs (a Pipeline needs none of this: each of
+           its links has exactly one reader).
     ERROR  payload: the exception that stopped the sender; the receiver stops and re-raises it
 """
 
