@@ -9,7 +9,9 @@ the gunicorn worker process, so the job runner thread and its engine pool live t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
+import socket
 import sys
 import threading
 import time
@@ -93,19 +95,57 @@ def _post_worker_init(worker: Any) -> None:
 
 GRACEFUL_TIMEOUT = 5  # s gunicorn gives a stopping worker before it kills it
 CLOSE_EVERY = 0.05  # s between passes closing the WebSockets of a stopping worker
+CUT_AFTER = 0.5  # s a client has to answer the close frame before its connection is cut
+
+
+class _WebSocketConnections:
+    """WSGI middleware that knows the raw socket of every WebSocket request being served.
+
+    A WebSocket request lasts as long as its connection, and a stopping gunicorn worker waits
+    for its requests (up to ``graceful_timeout``). A client that does not answer the close
+    frame (frozen, on a dead network, or just slow on a loaded machine: seen in CI) held the
+    stop for the whole 5 s; its connection is cut instead (``shutdown``: the request's thread
+    reads the end and returns, and gunicorn closes the socket it owns)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        sock = environ.get("gunicorn.socket")
+        if sock is None or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+            return self.app(environ, start_response)
+        with self._lock:
+            self._open.add(sock)
+        try:  # the WebSocket is served inside this call (threading mode) until it closes
+            return self.app(environ, start_response)
+        finally:
+            with self._lock:
+                self._open.discard(sock)
+
+    def cut(self) -> None:
+        with self._lock:
+            open_now = list(self._open)
+        for sock in open_now:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _close_sockets(worker: Any, stopping: threading.Event) -> None:
     """Once the worker stops, close every Socket.IO connection, and keep closing new ones until
     it exits (clients reconnect 0.5-1.5 s after being closed, and the worker's accept loop
-    notices the stop only when its 1 s poll returns)."""
+    notices the stop only when its 1 s poll returns); past CUT_AFTER, cut the connections of
+    clients that did not answer."""
     stopping.wait()
-    service = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("corelane")
+    app = getattr(worker, "wsgi", None)
+    service = getattr(app, "extensions", {}).get("corelane")
     if service is None:
         return
     eio = service.socketio.server.eio
-    deadline = time.monotonic() + GRACEFUL_TIMEOUT
-    while time.monotonic() < deadline:  # a daemon thread: it ends with the process
+    connections = getattr(app, "wsgi_app", None)
+    started = time.monotonic()
+    while time.monotonic() < started + GRACEFUL_TIMEOUT:  # a daemon thread: ends with the process
         try:
             for sid, sock in list(eio.sockets.items()):
                 # A close frame, without waiting for it to go out: engine.io's own disconnect()
@@ -113,6 +153,9 @@ def _close_sockets(worker: Any, stopping: threading.Event) -> None:
                 # (and every socket after it) until gunicorn killed the worker.
                 sock.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
                 eio.sockets.pop(sid, None)
+            if isinstance(connections, _WebSocketConnections) and (
+                    time.monotonic() >= started + CUT_AFTER):
+                connections.cut()
         except Exception as exc:  # shutting down anyway: never block the exit on this
             print(f"corelane: closing WebSockets failed: {exc}", file=sys.stderr, flush=True)
             return
@@ -155,7 +198,9 @@ def make_server(config: ServiceConfig, log_level: str = "info") -> Any:
         def load(self) -> Any:
             from corelane.service.app import create_app
 
-            return create_app(config)
+            app = create_app(config)
+            app.wsgi_app = _WebSocketConnections(app.wsgi_app)  # type: ignore[method-assign]
+            return app
 
     return CorelaneServer()
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -119,6 +122,37 @@ def test_web_node_with_open_websockets_stops_within_two_seconds(
     print(f"{mode}: the web node stopped in {elapsed:.2f} s")
     assert elapsed < 2.0, f"the web node took {elapsed:.2f} s to stop"
     assert "Shutting down: Master" in server.log.read_text()
+
+
+def test_a_frozen_websocket_client_does_not_hold_the_stop(
+        tmp_path: Path, cleanup: list[Any]) -> None:
+    # A client that never answers the close frame (here: SIGSTOPped) held the worker's graceful
+    # stop for its whole 5 s (gunicorn waits for every request, and a WebSocket is one); its
+    # connection is now cut 0.5 s after the close.
+    server = ProbedServer(tmp_path / "data", env={})
+    cleanup.append(server)
+    server.start()
+    tests = Path(__file__).resolve().parents[1]
+    client = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(tests)!r})
+        from scale_fixtures import Listener
+        listeners = [Listener({server.url!r}) for _ in range(3)]
+        print("connected", flush=True)
+        time.sleep(120)
+    """)], stdout=subprocess.PIPE)
+    try:
+        assert client.stdout is not None and client.stdout.readline().strip() == b"connected"
+        os.kill(client.pid, signal.SIGSTOP)
+        assert server.proc is not None
+        started = time.monotonic()
+        os.killpg(server.proc.pid, signal.SIGTERM)
+        server.proc.wait(15)
+        elapsed = time.monotonic() - started
+    finally:
+        client.kill()
+        client.wait(10)
+    assert elapsed < 3.0, f"the web node took {elapsed:.2f} s to stop (graceful timeout: 5 s)"
 
 
 def test_postgres_down_mid_job_is_reported_and_the_job_completes_once_it_is_back(
